@@ -1,0 +1,41 @@
+# PeerLink: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PEERLINK_DATABASE_URL ?= sqlite+aiosqlite:///var/peerlink.db
+
+.PHONY: run test lint typecheck pytest openapi bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/peerlink migrate
+	$(BIN)/peerlink seed
+	$(BIN)/peerlink serve
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check service mappings tests
+	$(BIN)/ruff format --check service mappings tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+openapi: $(STAMP)
+	$(BIN)/peerlink openapi --out openapi/peerlink.json
+
+bench: $(STAMP)
+	@ls tests/bench/*.py >/dev/null 2>&1 && for f in tests/bench/bench_*.py; do $(BIN)/python $$f; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

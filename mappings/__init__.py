@@ -1,0 +1,1 @@
+"""Pure mappings between the peer-support domain and FHIR R4 (no I/O)."""

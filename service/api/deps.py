@@ -1,0 +1,78 @@
+"""Request dependencies shared by the routers: database, program (tenant), If-Match, media type."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.domain import Program
+from service.domain.errors import BadRequest, UnsupportedMediaType
+from service.records.programs import get_by_code
+from service.settings import Settings
+from service.store import Database
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def current_program(
+    request: Request,
+    database: DatabaseDep,
+    program: Annotated[
+        str | None,
+        Header(alias="PeerLink-Program", description="Program code; the deployment's default when absent."),
+    ] = None,
+) -> Program:
+    code = program or get_settings(request).default_program
+    async with database.transaction() as conn:
+        return await get_by_code(conn, code)
+
+
+ProgramDep = Annotated[Program, Depends(current_program)]
+
+
+def if_match(
+    value: Annotated[
+        str | None, Header(alias="If-Match", description='Version the change is based on, e.g. W/"3".')
+    ] = None,
+) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise BadRequest('If-Match must be an ETag this server issued, such as W/"3"')
+    return int(match.group(1))
+
+
+IfMatchDep = Annotated[int | None, Depends(if_match)]
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+async def require_json(request: Request) -> None:
+    """Bodies must be JSON: anything else is a 415, not a confusing validation error."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if not has_body:
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        raise UnsupportedMediaType("send the body as application/json")

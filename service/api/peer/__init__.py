@@ -1,0 +1,1 @@
+"""The peer program's JSON API under /peer/v1."""

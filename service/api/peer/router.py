@@ -1,0 +1,19 @@
+"""Assembles /peer/v1: generated record routes plus the explicit actions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from service.api.deps import require_json
+from service.records.types import ALL
+
+from .actions import router as actions_router
+from .records import record_router
+
+
+def peer_router() -> APIRouter:
+    router = APIRouter(prefix="/peer/v1", dependencies=[Depends(require_json)])
+    router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
+    for rtype in ALL:
+        router.include_router(record_router(rtype))
+    return router

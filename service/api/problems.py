@@ -1,0 +1,94 @@
+"""The one place where errors become responses: RFC 7807 problem+json (peer API, everything else)."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.domain.errors import PeerLinkError
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("peerlink.errors")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and why, never the offending input (it may be PHI)."""
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+
+
+async def _on_peerlink_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PeerLinkError)
+    return problem(request, exc.status, exc.detail, errors=exc.errors, title=exc.title)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _clean_validation_errors(exc)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(request, 400, "the request body is not valid JSON", errors=errors)
+    return problem(request, 422, "the request does not match the expected schema", errors=errors)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    return problem(request, exc.status_code, detail, headers=headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Type and frames only: an exception's message can carry SQL parameters or record contents.
+    frames = [f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)[-5:]]
+    log.error("unhandled_error", error_type=type(exc).__name__, frames=frames)
+    return problem(request, 500, "an unexpected error occurred; quote the request id when reporting it")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PeerLinkError, _on_peerlink_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,42 @@
+"""create_app(settings) -> FastAPI: mounts routers and middleware, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import health, problems
+from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.api.peer.router import peer_router
+from service.settings import Settings, get_settings
+from service.store import Database
+
+DESCRIPTION = (
+    "PeerLink holds a peer-support program's records and exchanges them with hospital EHRs as FHIR R4. "
+    "This is the peer program's JSON API (`/peer/v1`); errors are RFC 7807 problem+json."
+)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    owns_database = database is None
+    database = database or Database(settings.database_url, echo=settings.db_echo)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            await database.dispose()
+
+    app = FastAPI(title="PeerLink", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.database = database
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(peer_router())
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost
+    return app

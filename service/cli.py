@@ -1,0 +1,88 @@
+"""The `peerlink` command: serve, migrate, seed, openapi."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.logs import configure_logging
+from service.settings import Settings, get_settings
+
+app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from service.store.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo(f"database migrated ({settings.database_url.split(':', 1)[0]})")
+
+
+@app.command()
+def seed() -> None:
+    """Load the synthetic demo program (does nothing if it is there already)."""
+    from service.seed import seed_demo
+    from service.store import Database
+
+    settings = _settings()
+
+    async def run() -> bool:
+        database = Database(settings.database_url)
+        try:
+            async with database.transaction() as conn:
+                return await seed_demo(conn) is not None
+        finally:
+            await database.dispose()
+
+    created = asyncio.run(run())
+    typer.echo("demo data seeded" if created else "demo data already present")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (PEERLINK_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (PEERLINK_PORT).")] = None,
+) -> None:
+    """Run the gateway (HTTP API) with uvicorn."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    base = f"http://{host}:{port}"
+    typer.echo(
+        f"PeerLink gateway on {base}\n"
+        f"  API docs      {base}/docs\n"
+        f"  peer API      {base}/peer/v1  (try: curl {base}/peer/v1/participants)\n"
+        f"  FHIR base     {base}/fhir  (FHIR R4 API: planned)\n"
+        f"  health        {base}/healthz  {base}/readyz"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def openapi(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print (or write) the OpenAPI document of the app."""
+    from service.openapi import render
+
+    text = render()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)

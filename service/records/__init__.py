@@ -1,0 +1,1 @@
+"""Use cases on the peer program's records: domain rules, references and persistence together."""

@@ -1,0 +1,131 @@
+"""The database schema.
+
+Every record table has the same spine: an integer ``pk`` (keyset paging order), the record ``id``,
+its ``program_id`` (tenant), a ``version`` for optimistic concurrency, timestamps and the record's
+content as a JSON document. A few content fields are copied into indexed columns so lists filter
+in SQL. ``record_versions`` keeps every version of every record (nothing changes without a trace).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.schema import SchemaItem
+
+from .types import JsonDocument, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+PK = BigInteger().with_variant(Integer(), "sqlite")
+ID = String(64)
+
+
+def _spine(*, tenant: bool = True) -> list[SchemaItem]:
+    items: list[SchemaItem] = [
+        Column("pk", PK, primary_key=True, autoincrement=True),
+        Column("id", ID, nullable=False, unique=True),
+    ]
+    if tenant:
+        items.append(Column("program_id", ID, ForeignKey("programs.id"), nullable=False, index=True))
+    items += [
+        Column("version", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("data", JsonDocument, nullable=False),
+    ]
+    return items
+
+
+programs = Table("programs", metadata, *_spine(tenant=False), Column("code", String(40), nullable=False, unique=True))
+
+specialists = Table("specialists", metadata, *_spine(), Column("active", Boolean, nullable=False))
+
+participants = Table("participants", metadata, *_spine(), Column("birth_date", Date, nullable=False))
+
+care_team_members = Table(
+    "care_team_members",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("specialist_id", ID, ForeignKey("specialists.id"), nullable=True, index=True),
+    Column("role", String(40), nullable=False),
+)
+
+encounters = Table(
+    "encounters",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("specialist_id", ID, ForeignKey("specialists.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("modality", String(20), nullable=False),
+    Column("start", UTCDateTime, nullable=False, index=True),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    *_spine(),
+    Column("encounter_id", ID, ForeignKey("encounters.id"), nullable=False, index=True),
+    Column("author_id", ID, ForeignKey("specialists.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("amends_id", ID, ForeignKey("notes.id"), nullable=True, index=True),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("priority", String(10), nullable=False),
+    Column("assigned_specialist_id", ID, ForeignKey("specialists.id"), nullable=True, index=True),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+)
+
+goals = Table(
+    "goals",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+)
+
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("program_id", ID, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("data", JsonDocument, nullable=False),
+    UniqueConstraint("kind", "record_id", "version"),
+    Index(None, "program_id", "kind", "recorded_at"),
+)
