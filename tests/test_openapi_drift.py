@@ -16,8 +16,16 @@ def test_every_peer_record_type_is_documented():
     import json
 
     paths = json.loads(render())["paths"]
-    for path in ("specialists", "participants", "care-team-members", "encounters", "notes", "referrals",
-                 "consents", "goals"):
+    for path in (
+        "specialists",
+        "participants",
+        "care-team-members",
+        "encounters",
+        "notes",
+        "referrals",
+        "consents",
+        "goals",
+    ):
         assert f"/peer/v1/{path}" in paths
         assert {"get", "post"} <= set(paths[f"/peer/v1/{path}"])
         assert {"get", "patch"} <= set(paths[f"/peer/v1/{path}/{{record_id}}"])
