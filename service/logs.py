@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "alembic.runtime.migration")
+
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     renderer: structlog.typing.Processor = (
@@ -27,3 +29,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     # log is replaced by ours, which leaves out query strings (they can carry names or identifiers).
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("uvicorn.access").disabled = True
+    # Drivers and clients log SQL parameters and payloads at DEBUG: they stay at WARNING whatever
+    # our level is (PEERLINK_DB_ECHO is the explicit, never-with-real-data switch for SQL).
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))

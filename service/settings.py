@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,20 +16,14 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///var/peerlink.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB.",
     )
-    data_dir: Path = Field(default=Path("var"), description="Folder for local state (SQLite file, keys).")
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(default=8080, description="Port the gateway listens on.")
-    public_base_url: str = Field(
-        default="http://127.0.0.1:8080", description="External base URL, used in links and printed hints."
-    )
     default_program: str = Field(
         default="demo",
         description="Code of the program a peer API request acts for when it names none (PeerLink-Program header).",
     )
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body accepted (413 above).")
-    page_size_default: int = Field(default=50, description="Default page size of list endpoints.")
-    page_size_max: int = Field(default=500, description="Largest page size a client may ask for.")
-    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="Structured JSON logs (false: console format).")
     db_echo: bool = Field(default=False, description="Log SQL statements (never enable with real data).")
 
