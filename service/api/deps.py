@@ -76,3 +76,9 @@ async def require_json(request: Request) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES:
         raise UnsupportedMediaType("send the body as application/json")
+
+
+async def refuse_body(request: Request) -> None:
+    """Actions that take no input say so, rather than ignore what was sent (an empty object is fine)."""
+    if (await request.body()).strip() not in (b"", b"{}"):
+        raise BadRequest("this action takes no request body")

@@ -11,8 +11,6 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.domain.errors import PayloadTooLarge
-
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 log = structlog.get_logger("peerlink.access")
 
@@ -57,7 +55,11 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuses bodies over ``max_bytes`` with 413, whether announced by Content-Length or streamed.
+
+    A streamed body is read here, up to the limit, before the application sees it: refusing it
+    half-way through the application's own body parsing would surface as a parse error instead.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -68,27 +70,41 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_problem(
-                scope,
-                send,
-                413,
-                "Payload too large",
-                f"the request body is larger than {self.max_bytes} bytes",
-            )
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, counting_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        await _send_problem(
+            scope, send, 413, "Payload too large", f"the request body is larger than {self.max_bytes} bytes"
+        )
 
 
 async def _send_problem(scope: Scope, send: Send, status: int, title: str, detail: str) -> None:

@@ -86,7 +86,7 @@ def _language(value: str) -> str:
 
 def _npi(value: str) -> str:
     """A US National Provider Identifier: 10 digits with the Luhn check over the 80840 prefix."""
-    if not re.fullmatch(r"\d{10}", value):
+    if not re.fullmatch(r"[0-9]{10}", value):
         raise ValueError("an NPI is 10 digits")
     digits = [int(c) for c in "80840" + value]
     total = 0
@@ -149,10 +149,10 @@ class ContactPoint(DomainModel):
     def _check_value(self) -> Self:
         if self.system is ContactSystem.EMAIL and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.value):
             raise ValueError("email contact must look like name@example.org")
-        if self.system in (ContactSystem.PHONE, ContactSystem.SMS) and not re.fullmatch(
-            r"\+?[0-9 ()\-.]{7,20}", self.value
+        if self.system in (ContactSystem.PHONE, ContactSystem.SMS) and not (
+            re.fullmatch(r"\+?[0-9 ()\-.]{7,25}", self.value) and 7 <= sum(c in "0123456789" for c in self.value) <= 15
         ):
-            raise ValueError("phone contact must be 7-20 digits, spaces, dashes or parentheses")
+            raise ValueError("phone contact must be 7-15 digits, optionally with spaces, dashes or parentheses")
         return self
 
 
@@ -160,7 +160,7 @@ class Address(DomainModel):
     line: list[ShortText] = Field(default_factory=list, max_length=3)
     city: ShortText | None = None
     state: UsState | None = None
-    postal_code: Annotated[str, Field(pattern=r"^\d{5}(-\d{4})?$")] | None = None
+    postal_code: Annotated[str, Field(pattern=r"^[0-9]{5}(-[0-9]{4})?$")] | None = None
 
 
 class IdentifierType(StrEnum):

@@ -123,6 +123,8 @@ def apply(state: ReferralState, action: ReferralAction, request: TransitionReque
         raise RuleViolation("to complete a referral, give an outcome_summary")
     if request.specialist_id is not None and action is not ReferralAction.ACCEPT:
         raise RuleViolation("a specialist is assigned when the referral is accepted")
+    if action is ReferralAction.ACCEPT and request.specialist_id is None:
+        raise RuleViolation("to accept a referral, assign a peer specialist (specialist_id)")
     specialist = request.specialist_id or state.assigned_specialist_id
     if action is ReferralAction.START and specialist is None:
         raise RuleViolation("assign a peer specialist (on accept) before starting the referral")

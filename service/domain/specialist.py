@@ -53,7 +53,7 @@ class PeerSpecialistFields(DomainModel):
     def _unique_lists(self) -> Self:
         if len(set(self.lived_experience)) != len(self.lived_experience):
             raise ValueError("lived_experience lists an area twice")
-        if len(set(self.languages)) != len(self.languages):
+        if len({tag.lower() for tag in self.languages}) != len(self.languages):
             raise ValueError("languages lists a language twice")
         return self
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.domain import note as note_rules
 from service.domain import referral as referral_rules
 from service.domain.consent import Consent, revoke
-from service.domain.errors import RuleViolation
+from service.domain.errors import PreconditionFailed, RuleViolation
 from service.domain.note import AmendmentFields, Note
 from service.domain.referral import Referral, ReferralAction, TransitionRequest
 from service.domain.specialist import PeerSpecialist
@@ -144,11 +144,16 @@ async def amend_note(
     program_id: str,
     note_id: str,
     amendment: AmendmentFields,
+    *,
+    expected_version: int | None,
     now: datetime | None = None,
 ) -> Note:
-    """A signed note is never edited: the correction is a new note that points at it."""
+    """A signed note is never edited: the correction is a new note that points at it.
+    ``expected_version`` is the version of the note being amended, as its author read it."""
     at = now or utcnow()
     original: Note = await NOTES.repository.get(conn, program_id, note_id)
+    if expected_version is not None and expected_version != original.version:
+        raise PreconditionFailed(f"the note is at version {original.version}, not {expected_version}; read it again")
     state = note_rules.amendment_state(original, at)
     if await RecordRepository(k.SPECIALISTS).find(conn, program_id, amendment.author_id) is None:
         raise RuleViolation("author_id names no peer specialist in this program")

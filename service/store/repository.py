@@ -21,6 +21,7 @@ from service.domain.errors import BadRequest, Conflict, NotFound, PreconditionFa
 from .tables import record_versions
 
 R = TypeVar("R", bound=VersionMeta)
+MAX_PK = 2**63  # keyset values are BIGINT
 META_FIELDS = frozenset({"id", "program_id", "version", "created_at", "updated_at"})
 
 
@@ -61,9 +62,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        if prefix != "pk":
+        pk = int(number)
+        if prefix != "pk" or not 0 <= pk < MAX_PK:
             raise ValueError(prefix)
-        return int(number)
+        return pk
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("the cursor is not one this server issued") from None
 

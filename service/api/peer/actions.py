@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Response
 
-from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep, etag
+from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep, etag, refuse_body
 from service.domain import Consent, Note, Program, Referral
 from service.domain.note import AmendmentFields
 from service.domain.referral import ReferralAction, TransitionRequest
@@ -60,6 +60,7 @@ for _action, _summary in (
     tags=["note"],
     summary="Sign a draft note (final)",
     operation_id="sign_note",
+    dependencies=[Depends(refuse_body)],
 )
 async def sign_note(
     record_id: str,
@@ -87,10 +88,11 @@ async def amend_note(
     body: Annotated[AmendmentFields, Body()],
     program: ProgramDep,
     database: DatabaseDep,
+    expected_version: IfMatchDep,
     response: Response,
 ) -> Note:
     async with database.transaction() as conn:
-        note = await operations.amend_note(conn, program.id, record_id, body)
+        note = await operations.amend_note(conn, program.id, record_id, body, expected_version=expected_version)
     _tag(response, note.version)
     response.headers["Location"] = f"/peer/v1/notes/{note.id}"
     return note
@@ -102,6 +104,7 @@ async def amend_note(
     tags=["note"],
     summary="Mark a note entered-in-error",
     operation_id="retract_note",
+    dependencies=[Depends(refuse_body)],
 )
 async def retract_note(
     record_id: str,
@@ -122,6 +125,7 @@ async def retract_note(
     tags=["consent"],
     summary="Revoke a consent",
     operation_id="revoke_consent",
+    dependencies=[Depends(refuse_body)],
 )
 async def revoke_consent(
     record_id: str,
