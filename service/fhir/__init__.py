@@ -1,0 +1,1 @@
+"""FHIR R4 plumbing shared by the mappings and the FHIR API."""
