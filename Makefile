@@ -35,7 +35,7 @@ openapi: $(STAMP)
 	$(BIN)/peerlink openapi --out openapi/peerlink.json
 
 bench: $(STAMP)
-	@ls tests/bench/*.py >/dev/null 2>&1 && for f in tests/bench/bench_*.py; do $(BIN)/python $$f; done || echo "no benchmarks yet"
+	for f in tests/bench/bench_*.py; do $(BIN)/python -m tests.bench.$$(basename $$f .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -13,7 +13,7 @@ from service.records.programs import get_by_code
 from service.settings import Settings
 from service.store import Database
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 

@@ -1,0 +1,526 @@
+"""Referral <-> ServiceRequest + Task (Gravity SDOH Clinical Care closed-loop referral).
+
+Outbound a referral is two resources: the clinic's order as an SDOHCC-ServiceRequest and PeerLink's
+progress on it as an SDOHCC-TaskForReferralManagement (Task.focus -> the ServiceRequest; the Task
+carries status, BSeR business status, the reason for a rejection or cancellation and, once
+completed, the delivered sessions and the outcome summary).
+
+Choices (see also mappings/codes/referral.toml):
+- ServiceRequest.requester is a contained PractitionerRole tying a contained Practitioner (the
+  referring clinician: structured name, NPI when known) to a contained Organization (the clinic).
+  SDOHCC allows SDOHCCPractitionerRole as requester; containing keeps the structured name and the
+  clinic without a Practitioner/Organization the EHR may not have. Inbound also accepts a plain
+  reference (name read from its display, NPI from its identifier) or a contained Practitioner.
+- Task.requester is the clinic as a logical reference (identifier + display), Task.owner is the
+  assigned peer specialist's PractitionerRole once the referral is accepted, before that the
+  program's Organization (also ServiceRequest.performer).
+- Task.focus (required by SDOHCC) points at the ServiceRequest; Task.basedOn is left empty: FHIR
+  keeps basedOn for a higher-level authorisation distinct from the request the Task fulfils.
+- Task.output (completed referrals only): one output per finished encounter with this participant
+  (program-local type, Encounter reference) and one valueString output with the outcome summary.
+  No resulting-activity outputs: that slice wants a Procedure reference or a US Core procedure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from service.domain import EncounterStatus, PeerEncounter, ReferralFields, ReferralStatus
+from service.domain.common import IdentifierType, Organization
+from service.domain.referral import Referral, ReferralTransition
+from service.fhir.models import FhirValidationError, validate
+
+from . import codes
+from .codes import Code
+from .context import MappingContext, MappingError
+from .patient import CODES as PATIENT_CODES
+
+KIND = "referral"
+TASK_KIND = "referral-task"
+INTENT = "order"
+
+RequestStatus = Literal["draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"]
+TaskStatus = Literal[
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+]
+
+
+class CategoryCodes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    social_service: Code
+    social_connection: Code
+
+
+class OutputCodes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    encounter: Code
+    outcome_summary: Code
+
+
+class ContainedIds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str
+    practitioner: str
+    organization: str
+
+
+class ReferralCodes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: CategoryCodes
+    service: Code
+    service_request_status: dict[ReferralStatus, RequestStatus]
+    inbound_service_request_status: dict[RequestStatus, ReferralStatus]
+    task_code: Code
+    task_status: dict[ReferralStatus, TaskStatus]
+    inbound_task_status: dict[TaskStatus, ReferralStatus]
+    business_status: dict[ReferralStatus, Code]
+    output: OutputCodes
+    contained: ContainedIds
+
+    @model_validator(mode="after")
+    def _every_status_is_mapped(self) -> Self:
+        for table in ("service_request_status", "task_status", "business_status"):
+            missing = set(ReferralStatus) - set(getattr(self, table))
+            if missing:
+                raise ValueError(f"{table} has no entry for {', '.join(sorted(missing))}")
+        return self
+
+
+class InboundReferral(BaseModel):
+    """What a clinic's ServiceRequest (and optional Task) says about a referral."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: ReferralFields
+    status: ReferralStatus
+    status_reason: str | None = None
+
+
+CODES = codes.load("referral", ReferralCodes)
+NPI_SYSTEM = codes.systems()["npi"]
+# domain field -> the FHIR element it comes from (for MappingError)
+ELEMENTS = {
+    "participant_id": "ServiceRequest.subject",
+    "referring_organization": "ServiceRequest.requester",
+    "referring_clinician": "ServiceRequest.requester",
+    "reason": "ServiceRequest.reasonCode",
+    "priority": "ServiceRequest.priority",
+    "requested_at": "ServiceRequest.authoredOn",
+}
+
+
+# --- outbound ------------------------------------------------------------------------------------
+def _local(ref_id: str) -> str:
+    return f"#{ref_id}"
+
+
+def _npi(value: str) -> dict[str, str]:
+    return {"system": NPI_SYSTEM, "value": value}
+
+
+def _org_identifiers(org: Organization) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if org.npi:
+        out.append(_npi(org.npi))
+    if ident := org.identifier:
+        entry: dict[str, Any] = {}
+        if code := PATIENT_CODES.identifier_types.get(ident.type):
+            entry["type"] = code.concept()
+        entry["system"] = ident.system
+        entry["value"] = ident.value
+        if ident.assigner:
+            entry["assigner"] = {"display": ident.assigner}
+        out.append(entry)
+    return out
+
+
+def _contained(referral: Referral) -> list[dict[str, Any]]:
+    clinician, org, ids = referral.referring_clinician, referral.referring_organization, CODES.contained
+    name: dict[str, Any] = {"family": clinician.name.family}
+    for part in ("given", "prefix", "suffix"):
+        if values := getattr(clinician.name, part):
+            name[part] = list(values)
+    practitioner: dict[str, Any] = {"resourceType": "Practitioner", "id": ids.practitioner}
+    if clinician.npi:
+        practitioner["identifier"] = [_npi(clinician.npi)]
+    practitioner["name"] = [name]
+    organization: dict[str, Any] = {"resourceType": "Organization", "id": ids.organization}
+    if identifiers := _org_identifiers(org):
+        organization["identifier"] = identifiers
+    organization["active"] = True
+    organization["name"] = org.name
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": ids.role,
+        "practitioner": {"reference": _local(ids.practitioner), "display": clinician.name.text},
+        "organization": {"reference": _local(ids.organization), "display": org.name},
+    }
+    return [role, practitioner, organization]
+
+
+def _reason(referral: Referral) -> dict[str, Any]:
+    reason = referral.reason
+    concept: dict[str, Any] = {}
+    if reason.code:
+        coding = {"system": reason.system, "code": reason.code}
+        concept["coding"] = [{k: v for k, v in coding.items() if v}]
+    concept["text"] = reason.text
+    return concept
+
+
+def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
+    ids = CODES.contained
+    return {
+        "resourceType": "ServiceRequest",
+        "id": ctx.id_for(KIND, referral.id),
+        "contained": _contained(referral),
+        "identifier": [ctx.identifier(KIND, referral.id)],
+        "status": CODES.service_request_status[referral.status],
+        "intent": INTENT,
+        "category": [CODES.category.social_service.concept(), CODES.category.social_connection.concept()],
+        "code": CODES.service.concept(),
+        "priority": referral.priority.value,
+        "subject": ctx.reference("participant", referral.participant_id),
+        "authoredOn": referral.requested_at.isoformat(),
+        "requester": {
+            "reference": _local(ids.role),
+            "type": "PractitionerRole",
+            "display": referral.referring_clinician.name.text,
+        },
+        "performer": [ctx.reference("program", ctx.program.id, ctx.program.name)],
+        "reasonCode": [_reason(referral)],
+    }
+
+
+def _clinic(org: Organization) -> dict[str, Any]:
+    ref: dict[str, Any] = {"type": "Organization"}
+    identifiers = _org_identifiers(org)
+    if identifiers:
+        ref["identifier"] = identifiers[0]
+    ref["display"] = org.name
+    return ref
+
+
+def _last_step(referral: Referral) -> ReferralTransition | None:
+    return referral.transitions[-1] if referral.transitions else None
+
+
+def _outputs(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter]) -> list[dict[str, Any]]:
+    delivered = sorted(
+        (e for e in encounters if e.status is EncounterStatus.FINISHED and e.participant_id == referral.participant_id),
+        key=lambda e: (e.start, e.id),
+    )
+    outputs: list[dict[str, Any]] = [
+        {
+            "type": CODES.output.encounter.concept(ctx.system),
+            "valueReference": ctx.reference("encounter", e.id),
+        }
+        for e in delivered
+    ]
+    if referral.outcome_summary:
+        outputs.append(
+            {"type": CODES.output.outcome_summary.concept(ctx.system), "valueString": referral.outcome_summary}
+        )
+    return outputs
+
+
+def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter]) -> dict[str, Any]:
+    step = _last_step(referral)
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": ctx.id_for(TASK_KIND, referral.id),
+        "identifier": [ctx.identifier(TASK_KIND, referral.id)],
+        "status": CODES.task_status[referral.status],
+    }
+    if referral.status in (ReferralStatus.REJECTED, ReferralStatus.CANCELLED) and step and step.reason:
+        task["statusReason"] = {"text": step.reason}
+    task.update(
+        {
+            "businessStatus": CODES.business_status[referral.status].concept(),
+            "intent": INTENT,
+            "priority": referral.priority.value,
+            "code": CODES.task_code.concept(),
+            "focus": ctx.reference(KIND, referral.id),
+            "for": ctx.reference("participant", referral.participant_id),
+            "authoredOn": referral.requested_at.isoformat(),
+            "lastModified": (step.at if step else referral.requested_at).isoformat(),
+            "requester": _clinic(referral.referring_organization),
+            "owner": (
+                ctx.reference("specialist-role", referral.assigned_specialist_id)
+                if referral.assigned_specialist_id
+                else ctx.reference("program", ctx.program.id, ctx.program.name)
+            ),
+        }
+    )
+    if referral.status is ReferralStatus.COMPLETED and (outputs := _outputs(referral, ctx, encounters)):
+        task["output"] = outputs
+    return task
+
+
+def to_fhir(
+    referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral."""
+    return ctx.finish(_service_request(referral, ctx)), ctx.finish(_task(referral, ctx, encounters))
+
+
+# --- inbound -------------------------------------------------------------------------------------
+def _validated(resource: dict[str, Any], resource_type: str) -> None:
+    if not isinstance(resource, Mapping):
+        raise MappingError(resource_type, "expected a JSON object")
+    try:
+        validate(resource)
+    except FhirValidationError as exc:
+        where, why = exc.problems[0]
+        raise MappingError(where, why) from None
+    if resource.get("resourceType") != resource_type:
+        raise MappingError("resourceType", f"expected {resource_type}")
+
+
+def status_from_task(task: dict[str, Any]) -> ReferralStatus:
+    """The referral status a clinic's Task update asks for (the clinic may only create or cancel)."""
+    status = task.get("status")
+    if not isinstance(status, str) or not status:
+        raise MappingError("Task.status", "required")
+    for allowed, referral_status in CODES.inbound_task_status.items():
+        if status == allowed:
+            return referral_status
+    allowed_codes = ", ".join(CODES.inbound_task_status)
+    raise MappingError("Task.status", f"{status!r} is set by the peer program; a clinic may set {allowed_codes}")
+
+
+def _status_from_request(service_request: dict[str, Any]) -> ReferralStatus:
+    status = service_request.get("status")
+    for allowed, referral_status in CODES.inbound_service_request_status.items():
+        if status == allowed:
+            return referral_status
+    raise MappingError("ServiceRequest.status", f"{status!r} cannot start or change a referral")
+
+
+def _contained_by_id(resource: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for i, item in enumerate(resource.get("contained") or []):
+        if isinstance(item, dict) and item.get("id"):
+            found[str(item["id"])] = (i, item)
+    return found
+
+
+def _target(
+    ref: Mapping[str, Any] | None, contained: dict[str, tuple[int, dict[str, Any]]], where: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The contained resource a local reference points at (with its element path), else None."""
+    target = (ref or {}).get("reference")
+    if isinstance(target, str) and target.startswith("#"):
+        if target[1:] not in contained:
+            raise MappingError(where, f"{target} names no contained resource")
+        index, resource = contained[target[1:]]
+        return f"ServiceRequest.contained[{index}]", resource
+    return None
+
+
+def _referenced_type(ref: Mapping[str, Any]) -> str | None:
+    if isinstance(ref.get("type"), str):
+        return str(ref["type"])
+    target = ref.get("reference")
+    if isinstance(target, str) and "/" in target:
+        return target.rstrip("/").split("/")[-2]
+    return None
+
+
+def _npi_of(identifiers: Sequence[Mapping[str, Any]]) -> str | None:
+    for ident in identifiers:
+        if ident.get("system") == NPI_SYSTEM and ident.get("value"):
+            return str(ident["value"])
+    return None
+
+
+def _identifier_type(ident: Mapping[str, Any]) -> IdentifierType:
+    for coding in (ident.get("type") or {}).get("coding") or []:
+        for kind, code in PATIENT_CODES.identifier_types.items():
+            if code.matches(coding):
+                return kind
+    return IdentifierType.OTHER
+
+
+def _other_identifier(identifiers: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    for ident in identifiers:
+        if ident.get("system") and ident.get("value") and ident.get("system") != NPI_SYSTEM:
+            return {
+                "type": _identifier_type(ident).value,
+                "system": ident["system"],
+                "value": ident["value"],
+                "assigner": (ident.get("assigner") or {}).get("display"),
+            }
+    return None
+
+
+def _clinician_from_resource(practitioner: Mapping[str, Any], where: str) -> dict[str, Any]:
+    names = practitioner.get("name") or []
+    name = next((n for n in names if n.get("use") == "official"), None) or next(iter(names), None)
+    if not name or not name.get("family"):
+        raise MappingError(f"{where}.name", "the referring clinician needs a family name")
+    return {
+        "name": {
+            "family": name["family"],
+            "given": name.get("given") or [],
+            "prefix": name.get("prefix") or [],
+            "suffix": name.get("suffix") or [],
+        },
+        "npi": _npi_of(practitioner.get("identifier") or []),
+    }
+
+
+def _clinician_from_reference(ref: Mapping[str, Any], where: str) -> dict[str, Any]:
+    words = str(ref.get("display") or "").split()
+    if not words:
+        raise MappingError(f"{where}.display", "the referring clinician's name is required")
+    ident = ref.get("identifier") or {}
+    return {"name": {"family": words[-1], "given": words[:-1]}, "npi": _npi_of([ident])}
+
+
+def _organization_from_resource(org: Mapping[str, Any], where: str) -> dict[str, Any]:
+    if not org.get("name"):
+        raise MappingError(f"{where}.name", "the referring organization needs a name")
+    identifiers = org.get("identifier") or []
+    return {"name": org["name"], "npi": _npi_of(identifiers), "identifier": _other_identifier(identifiers)}
+
+
+def _organization_from_reference(ref: Mapping[str, Any], where: str) -> dict[str, Any]:
+    if not ref.get("display"):
+        raise MappingError(f"{where}.display", "the referring organization's name is required")
+    identifiers = [ref["identifier"]] if ref.get("identifier") else []
+    return {"name": ref["display"], "npi": _npi_of(identifiers), "identifier": _other_identifier(identifiers)}
+
+
+def _organization(
+    ref: Mapping[str, Any] | None, contained: dict[str, tuple[int, dict[str, Any]]], where: str
+) -> dict[str, Any] | None:
+    if not ref:
+        return None
+    found = _target(ref, contained, where)
+    if found is not None:
+        path, resource = found
+        if resource.get("resourceType") != "Organization":
+            raise MappingError(where, "must point at an Organization")
+        return _organization_from_resource(resource, path)
+    if _referenced_type(ref) not in (None, "Organization"):
+        return None
+    return _organization_from_reference(ref, where) if ref.get("display") else None
+
+
+def _requester(service_request: dict[str, Any], task: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(referring clinician, referring organization) from the requester, contained resources or Task."""
+    where = "ServiceRequest.requester"
+    requester = service_request.get("requester")
+    if not requester:
+        raise MappingError(where, "the referring clinician is required")
+    contained = _contained_by_id(service_request)
+    organization: dict[str, Any] | None = None
+    found = _target(requester, contained, where)
+    if found is not None:
+        path, resource = found
+        kind = resource.get("resourceType")
+        if kind == "PractitionerRole":
+            practitioner_ref = resource.get("practitioner")
+            if not practitioner_ref:
+                raise MappingError(f"{path}.practitioner", "the referring clinician is required")
+            inner = _target(practitioner_ref, contained, f"{path}.practitioner")
+            clinician = (
+                _clinician_from_resource(inner[1], inner[0])
+                if inner is not None
+                else _clinician_from_reference(practitioner_ref, f"{path}.practitioner")
+            )
+            organization = _organization(resource.get("organization"), contained, f"{path}.organization")
+        elif kind == "Practitioner":
+            clinician = _clinician_from_resource(resource, path)
+        else:
+            raise MappingError(where, "must name the referring clinician (Practitioner or PractitionerRole)")
+    elif _referenced_type(requester) in (None, "Practitioner", "PractitionerRole"):
+        clinician = _clinician_from_reference(requester, where)
+    else:
+        raise MappingError(where, "must name the referring clinician (Practitioner or PractitionerRole)")
+    if organization is None and task is not None:
+        organization = _organization(task.get("requester"), {}, "Task.requester")
+    if organization is None:
+        orgs = [(i, r) for i, r in contained.values() if r.get("resourceType") == "Organization"]
+        if orgs:
+            index, org = orgs[0]
+            organization = _organization_from_resource(org, f"ServiceRequest.contained[{index}]")
+    if organization is None:
+        raise MappingError(
+            where,
+            "the referring organization is unknown (give PractitionerRole.organization, a contained "
+            "Organization or Task.requester)",
+        )
+    return clinician, organization
+
+
+def _reason_of(service_request: dict[str, Any]) -> dict[str, Any]:
+    reasons = service_request.get("reasonCode") or []
+    if not reasons:
+        raise MappingError("ServiceRequest.reasonCode", "a reason for the referral is required")
+    concept = reasons[0]
+    codings = [c for c in concept.get("coding") or [] if c.get("code")]
+    text = concept.get("text") or next((c.get("display") for c in codings if c.get("display")), None)
+    if not text:
+        raise MappingError("ServiceRequest.reasonCode[0].text", "a reason for the referral is required")
+    first = codings[0] if codings else {}
+    return {"text": text, "code": first.get("code"), "system": first.get("system")}
+
+
+def _check_focus(service_request: dict[str, Any], task: dict[str, Any]) -> None:
+    focus = (task.get("focus") or {}).get("reference")
+    own_id = service_request.get("id")
+    if isinstance(focus, str) and own_id and not focus.endswith(f"ServiceRequest/{own_id}"):
+        raise MappingError("Task.focus", "does not point at the ServiceRequest given with it")
+
+
+def from_fhir(service_request: dict[str, Any], task: dict[str, Any] | None, ctx: MappingContext) -> InboundReferral:
+    """A clinic's ServiceRequest (and its Task, when sent) as a referral; unknown elements are ignored."""
+    _validated(service_request, "ServiceRequest")
+    if task is not None:
+        _validated(task, "Task")
+        _check_focus(service_request, task)
+    participant_id = ctx.resolve(service_request.get("subject"), "ServiceRequest.subject")
+    if not service_request.get("authoredOn"):
+        raise MappingError("ServiceRequest.authoredOn", "required: when the clinic made the referral")
+    clinician, organization = _requester(service_request, task)
+    data = {
+        "participant_id": participant_id,
+        "referring_organization": organization,
+        "referring_clinician": clinician,
+        "reason": _reason_of(service_request),
+        "priority": service_request.get("priority") or "routine",
+        "requested_at": service_request["authoredOn"],
+    }
+    try:
+        fields = ReferralFields.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(map(str, first["loc"]))
+        element = ELEMENTS.get(loc[0], "ServiceRequest") if loc else "ServiceRequest"
+        raise MappingError(element, f"{'.'.join(loc)}: {first['msg']}") from None
+    if task is not None:
+        status = status_from_task(task)
+        reason = (task.get("statusReason") or {}).get("text")
+    else:
+        status, reason = _status_from_request(service_request), None
+    return InboundReferral(fields=fields, status=status, status_reason=reason)

@@ -1,0 +1,133 @@
+"""A stored record as the FHIR an EHR would receive: loads what the mapping needs, then maps it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mappings import care_team, consent, encounter, goal, note, organization, patient, practitioner, referral
+from mappings.context import MappingContext
+from mappings.profiles import load_overlay
+from service.domain import CareTeamMember, Consent, Note, PeerEncounter, Program
+from service.domain.encounter import EncounterStatus
+from service.domain.errors import BadRequest
+from service.store import RecordRepository
+from service.store import kinds as k
+
+PAGE = 500
+
+
+async def _all(conn: AsyncConnection, stored: Any, program_id: str, **equals: Any) -> list[Any]:
+    repository = RecordRepository(stored)
+    items: list[Any] = []
+    cursor = None
+    while True:
+        page = await repository.list(conn, program_id, equals=equals, limit=PAGE, cursor=cursor)
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor
+
+
+async def substance_use_consented(conn: AsyncConnection, program_id: str, participant_id: str) -> bool:
+    """Whether the participant's records include substance-use data (42 CFR Part 2) per a consent."""
+    consents: list[Consent] = await _all(conn, k.CONSENTS, program_id, participant_id=participant_id)
+    return any(c.substance_use for c in consents)
+
+
+async def delivered_encounters(conn: AsyncConnection, program_id: str, referral: Any) -> list[PeerEncounter]:
+    """Finished sessions of the referred participant with the assigned peer, since the referral."""
+    if referral.assigned_specialist_id is None:
+        return []
+    encounters: list[PeerEncounter] = await _all(
+        conn,
+        k.ENCOUNTERS,
+        program_id,
+        participant_id=referral.participant_id,
+        specialist_id=referral.assigned_specialist_id,
+        status=EncounterStatus.FINISHED.value,
+    )
+    return [e for e in encounters if e.start >= referral.requested_at]
+
+
+async def _program(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    return [organization.to_fhir(program, ctx)]
+
+
+async def _participant(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    return [patient.to_fhir(await RecordRepository(k.PARTICIPANTS).get(conn, program.id, record_id), ctx)]
+
+
+async def _specialist(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    specialist = await RecordRepository(k.SPECIALISTS).get(conn, program.id, record_id)
+    return [practitioner.to_fhir(specialist, ctx), practitioner.role_to_fhir(specialist, ctx)]
+
+
+async def _care_team(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    """``record_id`` is the participant's id: a participant has one care team."""
+    await RecordRepository(k.PARTICIPANTS).get(conn, program.id, record_id)
+    members: list[CareTeamMember] = await _all(conn, k.CARE_TEAM_MEMBERS, program.id, participant_id=record_id)
+    return [care_team.to_fhir(record_id, members, ctx)]
+
+
+async def _encounter(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    return [encounter.to_fhir(await RecordRepository(k.ENCOUNTERS).get(conn, program.id, record_id), ctx)]
+
+
+async def _note(conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext) -> list[dict[str, Any]]:
+    found: Note = await RecordRepository(k.NOTES).get(conn, program.id, record_id)
+    session: PeerEncounter = await RecordRepository(k.ENCOUNTERS).get(conn, program.id, found.encounter_id)
+    part2 = await substance_use_consented(conn, program.id, session.participant_id)
+    return [note.to_fhir(found, session, ctx, substance_use=part2)]
+
+
+async def _referral(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    found = await RecordRepository(k.REFERRALS).get(conn, program.id, record_id)
+    return list(referral.to_fhir(found, ctx, await delivered_encounters(conn, program.id, found)))
+
+
+async def _goal(conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext) -> list[dict[str, Any]]:
+    return [goal.to_fhir(await RecordRepository(k.GOALS).get(conn, program.id, record_id), ctx)]
+
+
+async def _consent(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    return [consent.to_fhir(await RecordRepository(k.CONSENTS).get(conn, program.id, record_id), ctx)]
+
+
+Loader = Callable[[AsyncConnection, Program, str, MappingContext], Awaitable[list[dict[str, Any]]]]
+LOADERS: dict[str, Loader] = {
+    "program": _program,
+    "participant": _participant,
+    "specialist": _specialist,
+    "care-team": _care_team,
+    "encounter": _encounter,
+    "note": _note,
+    "referral": _referral,
+    "goal": _goal,
+    "consent": _consent,
+}
+
+
+async def fhir_resources(
+    conn: AsyncConnection, program: Program, kind: str, record_id: str, overlay: str = "generic"
+) -> list[dict[str, Any]]:
+    loader = LOADERS.get(kind)
+    if loader is None:
+        raise BadRequest(f"unknown kind; use one of: {', '.join(LOADERS)}")
+    return await loader(conn, program, record_id, MappingContext(program, load_overlay(overlay)))
