@@ -15,11 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.domain import Consent, ConsentFields, DataCategory
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 from .organization import contained as contained_organization
 from .organization import organization_fields
 
@@ -139,11 +138,7 @@ def _substance_use(resource: dict[str, Any]) -> bool:
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> ConsentFields:
     """A Consent as consent fields: the patient must resolve to a participant of this program."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "Consent":
         raise MappingError("resourceType", "expected Consent")
     participant_id = ctx.resolve(resource.get("patient"), "Consent.patient")

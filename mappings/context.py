@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.domain import Program
-from service.fhir.models import validate
+from service.fhir.models import FhirValidationError, validate
 
 from .ids import fhir_id, identifier_system
 from .profiles import Overlay, load_overlay
@@ -36,6 +36,15 @@ class MappingError(ValueError):
         self.element = element
         self.reason = reason
         super().__init__(f"{element}: {reason}")
+
+
+def check_valid(resource: Mapping[str, Any]) -> None:
+    """Inbound FHIR is validated by its fhir.resources model first; the first problem names the element."""
+    try:
+        validate(dict(resource))
+    except FhirValidationError as exc:
+        where, why = exc.problems[0]
+        raise MappingError(where, why) from None
 
 
 @dataclass(frozen=True)

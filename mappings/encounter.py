@@ -24,11 +24,10 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from service.domain import EncounterStatus, Modality, PeerEncounter, PeerEncounterFields, SupportCategory
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 
 KIND = "encounter"
 PARTICIPANT_KIND = "participant"
@@ -225,11 +224,7 @@ def _specialist(resource: dict[str, Any], ctx: MappingContext) -> str:
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> PeerEncounterFields:
     """An Encounter (ours or a hospital's) as encounter fields; unknown elements are ignored."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "Encounter":
         raise MappingError("resourceType", "expected Encounter")
     status = resource.get("status")

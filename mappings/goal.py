@@ -13,11 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.domain import Goal, GoalFields, GoalStatus
 from service.domain.goal import GoalDomain
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 
 KIND = "goal"
 
@@ -104,11 +103,7 @@ def _description(resource: dict[str, Any]) -> str:
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> GoalFields:
     """A Goal as goal fields; the subject must resolve to a participant of this program."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "Goal":
         raise MappingError("resourceType", "expected Goal")
     due_dates = [str(t["dueDate"]) for t in resource.get("target") or [] if t.get("dueDate")]

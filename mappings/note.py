@@ -15,11 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.domain import Note, NoteFields, NoteStatus, PeerEncounter
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code, CodeTableError
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 
 KIND = "note"
 PARTICIPANT_KIND = "participant"
@@ -146,11 +145,7 @@ def _author(resource: dict[str, Any], ctx: MappingContext) -> str:
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> NoteFields:
     """A DocumentReference (ours or a hospital's) as note fields; unknown elements are ignored."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "DocumentReference":
         raise MappingError("resourceType", "expected DocumentReference")
     encounters = (resource.get("context") or {}).get("encounter") or []

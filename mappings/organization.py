@@ -17,6 +17,7 @@ from service.domain.common import ContactPoint, IdentifierType, Organization
 from . import codes
 from .context import MappingContext
 from .patient import CODES as IDENTIFIER_CODES
+from .patient import identifier_to_fhir
 
 KIND = "program"
 NPI_SYSTEM = codes.systems()["npi"]
@@ -43,14 +44,7 @@ def contained(organization: Organization, local_id: str) -> dict[str, Any]:
     if organization.npi:
         identifiers.append(npi_identifier(organization.npi))
     if ident := organization.identifier:
-        out: dict[str, Any] = {}
-        if code := IDENTIFIER_CODES.identifier_types.get(ident.type):
-            out["type"] = code.concept()
-        out["system"] = ident.system
-        out["value"] = ident.value
-        if ident.assigner:
-            out["assigner"] = {"display": ident.assigner}
-        identifiers.append(out)
+        identifiers.append(identifier_to_fhir(ident))
     resource: dict[str, Any] = {"resourceType": "Organization", "id": local_id}
     if identifiers:
         resource["identifier"] = identifiers

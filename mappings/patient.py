@@ -7,13 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.domain import ParticipantFields
-from service.domain.common import IdentifierType
+from service.domain.common import Identifier, IdentifierType
 from service.domain.participant import Participant
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 
 KIND = "participant"
 CONTACT_SYSTEMS = ("phone", "sms", "email")
@@ -29,7 +28,8 @@ CODES = codes.load("patient", PatientCodes)
 LANGUAGE_SYSTEM = codes.systems()["bcp47"]
 
 
-def _identifier(ident: Any) -> dict[str, Any]:
+def identifier_to_fhir(ident: Identifier) -> dict[str, Any]:
+    """A domain identifier as a FHIR Identifier (type coded from HL7 v2 table 0203)."""
     out: dict[str, Any] = {}
     code = CODES.identifier_types.get(ident.type)
     if code is not None:
@@ -49,7 +49,7 @@ def to_fhir(participant: Participant, ctx: MappingContext) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": ctx.id_for(KIND, participant.id),
-        "identifier": [ctx.identifier(KIND, participant.id), *map(_identifier, participant.identifiers)],
+        "identifier": [ctx.identifier(KIND, participant.id), *map(identifier_to_fhir, participant.identifiers)],
         "active": True,
         "name": [name],
         "gender": participant.gender.value,
@@ -102,11 +102,7 @@ def _language(resource: dict[str, Any]) -> str:
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> ParticipantFields:
     """A Patient (ours or a hospital's) as participant fields; unknown elements are ignored."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "Patient":
         raise MappingError("resourceType", "expected Patient")
     name = _pick_name(resource.get("name") or [])

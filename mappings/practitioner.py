@@ -16,11 +16,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from service.domain import PeerSpecialist, PeerSpecialistFields
 from service.domain.common import HumanName
 from service.domain.specialist import LivedExperience
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import PROGRAM_PLACEHOLDER, Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 from .organization import npi_identifier, npi_of, telecom
 
 KIND = "specialist"
@@ -202,11 +201,7 @@ def _from_extensions(resource: dict[str, Any], ctx: MappingContext) -> dict[str,
 
 def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> PeerSpecialistFields:
     """A Practitioner as peer-specialist fields; unknown extensions and elements are ignored."""
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != "Practitioner":
         raise MappingError("resourceType", "expected Practitioner")
     name = _pick_name(resource.get("name") or [])

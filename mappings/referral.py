@@ -31,11 +31,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from service.domain import EncounterStatus, PeerEncounter, ReferralFields, ReferralStatus
 from service.domain.common import IdentifierType, Organization
 from service.domain.referral import Referral, ReferralTransition
-from service.fhir.models import FhirValidationError, validate
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError
+from .context import MappingContext, MappingError, check_valid
 from .patient import CODES as PATIENT_CODES
 
 KIND = "referral"
@@ -286,11 +285,7 @@ def to_fhir(
 def _validated(resource: dict[str, Any], resource_type: str) -> None:
     if not isinstance(resource, Mapping):
         raise MappingError(resource_type, "expected a JSON object")
-    try:
-        validate(resource)
-    except FhirValidationError as exc:
-        where, why = exc.problems[0]
-        raise MappingError(where, why) from None
+    check_valid(resource)
     if resource.get("resourceType") != resource_type:
         raise MappingError("resourceType", f"expected {resource_type}")
 
