@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
 
 import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.problems import error_document
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 log = structlog.get_logger("peerlink.access")
@@ -108,23 +109,15 @@ class BodyLimitMiddleware:
 
 
 async def _send_problem(scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": scope.get("path"),
-        "request_id": scope.get("state", {}).get("request_id"),
-    }
+    body, media_type = error_document(
+        scope.get("path", ""), status, detail, scope.get("state", {}).get("request_id"), title=title
+    )
     payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
+            "headers": [(b"content-type", media_type.encode()), (b"content-length", str(len(payload)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": payload})

@@ -34,6 +34,65 @@ _TITLES = {
 }
 
 
+FHIR_JSON = "application/fhir+json"
+FHIR_PREFIX = "/fhir"
+_FHIR_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+
+
+def error_document(
+    path: str,
+    status: int,
+    detail: str,
+    request_id: str | None,
+    *,
+    title: str | None = None,
+    fhir_code: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The error body and its media type: an OperationOutcome under /fhir, problem+json elsewhere."""
+    if path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/"):
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": fhir_code or _FHIR_CODES.get(status, "processing"),
+            "diagnostics": f"{detail} (request id {request_id})" if request_id else detail,
+        }
+        expressions = [str(e["expression"]) for e in errors or [] if e.get("expression")]
+        if expressions:
+            issue["expression"] = expressions
+        extra = [
+            {"severity": "error", "code": "invalid", "diagnostics": f"{'.'.join(map(str, e['loc']))}: {e['msg']}"}
+            for e in errors or []
+            if e.get("loc") and not e.get("expression")
+        ]
+        return {"resourceType": "OperationOutcome", "issue": [issue, *extra]}, FHIR_JSON
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": path,
+        "request_id": request_id,
+    }
+    if errors:
+        body["errors"] = errors
+    return body, PROBLEM_JSON
+
+
 def problem(
     request: Request,
     status: int,
@@ -42,18 +101,18 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     title: str | None = None,
     headers: dict[str, str] | None = None,
+    fhir_code: str | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "request_id": getattr(request.state, "request_id", None),
-    }
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    body, media_type = error_document(
+        request.url.path,
+        status,
+        detail,
+        getattr(request.state, "request_id", None),
+        title=title,
+        fhir_code=fhir_code,
+        errors=errors,
+    )
+    return JSONResponse(body, status_code=status, media_type=media_type, headers=headers)
 
 
 def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -63,7 +122,7 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
 
 async def _on_peerlink_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PeerLinkError)
-    return problem(request, exc.status, exc.detail, errors=exc.errors, title=exc.title)
+    return problem(request, exc.status, exc.detail, errors=exc.errors, title=exc.title, fhir_code=exc.fhir_code)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ from service.store import kinds as k
 PAGE = 500
 
 
-async def _all(conn: AsyncConnection, stored: Any, program_id: str, **equals: Any) -> list[Any]:
+async def all_records(conn: AsyncConnection, stored: Any, program_id: str, **equals: Any) -> list[Any]:
     repository = RecordRepository(stored)
     items: list[Any] = []
     cursor = None
@@ -33,7 +33,7 @@ async def _all(conn: AsyncConnection, stored: Any, program_id: str, **equals: An
 
 async def substance_use_consented(conn: AsyncConnection, program_id: str, participant_id: str) -> bool:
     """Whether the participant's records include substance-use data (42 CFR Part 2) per a consent."""
-    consents: list[Consent] = await _all(conn, k.CONSENTS, program_id, participant_id=participant_id)
+    consents: list[Consent] = await all_records(conn, k.CONSENTS, program_id, participant_id=participant_id)
     return any(c.substance_use for c in consents)
 
 
@@ -41,7 +41,7 @@ async def delivered_encounters(conn: AsyncConnection, program_id: str, referral:
     """Finished sessions of the referred participant with the assigned peer, since the referral."""
     if referral.assigned_specialist_id is None:
         return []
-    encounters: list[PeerEncounter] = await _all(
+    encounters: list[PeerEncounter] = await all_records(
         conn,
         k.ENCOUNTERS,
         program_id,
@@ -76,7 +76,7 @@ async def _care_team(
 ) -> list[dict[str, Any]]:
     """``record_id`` is the participant's id: a participant has one care team."""
     await RecordRepository(k.PARTICIPANTS).get(conn, program.id, record_id)
-    members: list[CareTeamMember] = await _all(conn, k.CARE_TEAM_MEMBERS, program.id, participant_id=record_id)
+    members: list[CareTeamMember] = await all_records(conn, k.CARE_TEAM_MEMBERS, program.id, participant_id=record_id)
     return [care_team.to_fhir(record_id, members, ctx)]
 
 

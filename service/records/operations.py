@@ -16,6 +16,7 @@ from service.domain.errors import PreconditionFailed, RuleViolation
 from service.domain.note import AmendmentFields, Note
 from service.domain.referral import Referral, ReferralAction, TransitionRequest
 from service.domain.specialist import PeerSpecialist
+from service.fhir import projection
 from service.store import RecordRepository
 from service.store import kinds as k
 
@@ -47,7 +48,10 @@ async def create(
 ) -> Any:
     await _check_references(conn, program_id, rtype, content)
     await rtype.check(conn, program_id, content, None)
-    return await rtype.repository.insert(conn, program_id, content, now or utcnow())
+    at = now or utcnow()
+    record = await rtype.repository.insert(conn, program_id, content, at)
+    await projection.refresh(conn, program_id, rtype.stored.name, record, at)
+    return record
 
 
 async def update(
@@ -71,13 +75,12 @@ async def update(
     await _check_references(conn, program_id, rtype, merged)
     await rtype.check(conn, program_id, merged, current)
     state = current.model_dump(mode="json", exclude=set(rtype.fields.model_fields))
-    return await repository.update(
-        conn,
-        current,
-        {**state, **merged.model_dump(mode="json")},
-        now or utcnow(),
-        expected_version=expected_version,
+    at = now or utcnow()
+    record = await repository.update(
+        conn, current, {**state, **merged.model_dump(mode="json")}, at, expected_version=expected_version
     )
+    await projection.refresh(conn, program_id, rtype.stored.name, record, at)
+    return record
 
 
 async def transition_referral(
@@ -103,14 +106,18 @@ async def transition_referral(
             raise RuleViolation("the peer specialist is inactive and cannot take referrals")
     state = referral_rules.apply(current, action, request, at)
     content = {**current.model_dump(mode="json"), **state.model_dump(mode="json")}
-    return await repository.update(conn, current, content, at, expected_version=expected_version)
+    referral = await repository.update(conn, current, content, at, expected_version=expected_version)
+    await projection.refresh(conn, program_id, "referral", referral, at)
+    return referral
 
 
 async def _set_note_state(
     conn: AsyncConnection, note: Note, state: BaseModel, at: datetime, expected_version: int | None
 ) -> Note:
     content = {**note.model_dump(mode="json"), **state.model_dump(mode="json")}
-    return await NOTES.repository.update(conn, note, content, at, expected_version=expected_version)
+    changed: Note = await NOTES.repository.update(conn, note, content, at, expected_version=expected_version)
+    await projection.refresh(conn, note.program_id, "note", changed, at)
+    return changed
 
 
 async def sign_note(
@@ -162,7 +169,9 @@ async def amend_note(
         **amendment.model_dump(mode="json"),
         **state.model_dump(mode="json"),
     }
-    return await NOTES.repository.insert(conn, program_id, content, at)
+    correction: Note = await NOTES.repository.insert(conn, program_id, content, at)
+    await projection.refresh(conn, program_id, "note", correction, at)
+    return correction
 
 
 async def revoke_consent(
@@ -177,4 +186,6 @@ async def revoke_consent(
     repository: RecordRepository[Consent] = RecordRepository(k.CONSENTS)
     consent = await repository.get(conn, program_id, consent_id)
     content = {**consent.model_dump(mode="json"), **revoke(consent, at).model_dump(mode="json")}
-    return await repository.update(conn, consent, content, at, expected_version=expected_version)
+    revoked = await repository.update(conn, consent, content, at, expected_version=expected_version)
+    await projection.refresh(conn, program_id, "consent", revoked, at)
+    return revoked

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain import Program, ProgramFields
 from service.domain.errors import Conflict, NotFound
+from service.fhir import projection
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import programs
@@ -31,4 +32,7 @@ async def get_by_code(conn: AsyncConnection, code: str) -> Program:
 async def create_program(conn: AsyncConnection, fields: ProgramFields) -> Program:
     if await find_by_code(conn, fields.code) is not None:
         raise Conflict("a program with that code exists already")
-    return await RecordRepository(k.PROGRAMS).insert(conn, None, fields, utcnow())
+    at = utcnow()
+    program = await RecordRepository(k.PROGRAMS).insert(conn, None, fields, at)
+    await projection.refresh(conn, program.id, "program", program, at)
+    return program

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -128,4 +129,54 @@ record_versions = Table(
     Column("data", JsonDocument, nullable=False),
     UniqueConstraint("kind", "record_id", "version"),
     Index(None, "program_id", "kind", "recorded_at"),
+)
+
+# --- FHIR projection: the canonical, validated JSON of every resource we serve ------------------
+# Written in the same transaction as the record it comes from; reads and searches splice these bytes.
+fhir_resources = Table(
+    "fhir_resources",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", UTCDateTime, nullable=False),
+    Column("source_kind", String(40), nullable=False),
+    Column("source_id", ID, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("program_id", "resource_type", "resource_id"),
+    Index(None, "program_id", "resource_type", "last_updated"),
+    Index(None, "source_kind", "source_id"),
+)
+
+fhir_versions = Table(
+    "fhir_versions",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", UTCDateTime, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("program_id", "resource_type", "resource_id", "version_id"),
+    Index(None, "program_id", "resource_type", "last_updated"),
+)
+
+# One row per (resource, search parameter, value): token = "system|code", "|code"-less code,
+# "Type/id" reference or lower-cased string; moment = a date or dateTime as UTC.
+fhir_search = Table(
+    "fhir_search",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("resource_pk", PK, ForeignKey("fhir_resources.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("program_id", ID, nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("param", String(40), nullable=False),
+    Column("token", String(300), nullable=True),
+    Column("moment", UTCDateTime, nullable=True),
+    Index(None, "program_id", "resource_type", "param", "token"),
+    Index(None, "program_id", "resource_type", "param", "moment"),
 )

@@ -1,0 +1,73 @@
+"""FHIR responses: stored bytes out as application/fhir+json, format negotiation, _pretty."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Query, Request
+from fastapi.responses import Response
+
+from service.domain.errors import NotFound, PeerLinkError
+from service.fhir.search_params import SEARCH_PARAMS
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+_JSON_FORMATS = {"json", "application/json", "application/fhir+json", "fhir+json", "application/json+fhir"}
+
+
+class NotAcceptable(PeerLinkError):
+    status = 406
+    fhir_code = "not-supported"
+    title = "Not acceptable"
+
+
+def negotiate(
+    request: Request,
+    format_: Annotated[str | None, Query(alias="_format", description="json or application/fhir+json")] = None,
+    pretty: Annotated[bool, Query(alias="_pretty", description="Indent the JSON")] = False,
+) -> bool:
+    """Refuse formats we do not produce (XML, Turtle); returns whether to pretty-print."""
+    if format_ is not None and format_.split(";")[0].strip().lower() not in _JSON_FORMATS:
+        raise NotAcceptable("only JSON is served: _format=json or application/fhir+json")
+    accept = request.headers.get("accept", "")
+    if accept:
+        offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+        if not any(o in _JSON_FORMATS or o in ("*/*", "application/*") for o in offered):
+            raise NotAcceptable("only application/fhir+json (or application/json) is served")
+    return pretty
+
+
+PrettyDep = Annotated[bool, Depends(negotiate)]
+
+
+def resource_type_of(resource_type: str) -> str:
+    if resource_type not in SEARCH_PARAMS:
+        raise NotFound(f"this server does not serve {resource_type[:40]} resources")
+    return resource_type
+
+
+def fhir_response(
+    body: bytes,
+    *,
+    pretty: bool = False,
+    status: int = 200,
+    version_id: int | None = None,
+    last_updated: datetime | None = None,
+    location: str | None = None,
+) -> Response:
+    if pretty:
+        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+    headers: dict[str, str] = {}
+    if version_id is not None:
+        headers["ETag"] = f'W/"{version_id}"'
+    if last_updated is not None:
+        headers["Last-Modified"] = format_datetime(last_updated, usegmt=True)
+    if location is not None:
+        headers["Location"] = location
+    return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"

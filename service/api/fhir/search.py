@@ -1,0 +1,7 @@
+"""FHIR search interactions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["FHIR"])

@@ -1,0 +1,131 @@
+"""Keeps the FHIR projection in step with the records, in the writer's transaction.
+
+After a record changes, every FHIR resource derived from it is mapped again. A resource whose
+content did not change keeps its version; one that did gets the next version, its canonical JSON
+bytes (meta.versionId and meta.lastUpdated included), a row in ``fhir_versions`` and fresh search
+index rows. Reads and searches then serve these bytes as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain import Program
+from service.records.fhir_preview import all_records, fhir_resources
+from service.store import RecordRepository
+from service.store import kinds as k
+from service.store.tables import fhir_resources as resources_table
+from service.store.tables import fhir_search, fhir_versions
+
+from .search_params import SEARCH_PARAMS, index_values
+
+# stored record kind -> the preview kind whose FHIR it feeds
+_PREVIEW_KIND = {
+    "program": "program",
+    "participant": "participant",
+    "specialist": "specialist",
+    "encounter": "encounter",
+    "note": "note",
+    "referral": "referral",
+    "goal": "goal",
+    "consent": "consent",
+}
+
+
+def instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _affected(conn: AsyncConnection, program: Program, kind: str, record: Any) -> list[tuple[str, str]]:
+    """(preview kind, id) pairs whose FHIR a change of ``record`` can alter."""
+    if kind == "care_team_member":
+        return [("care-team", record.participant_id)]
+    targets = [(_PREVIEW_KIND[kind], record.id)]
+    if kind == "encounter":  # delivered sessions are outputs of the referral's Task
+        referrals = await all_records(conn, k.REFERRALS, program.id, participant_id=record.participant_id)
+        targets += [("referral", r.id) for r in referrals]
+    elif kind == "consent":  # a substance-use consent labels the participant's notes (42 CFR Part 2)
+        sessions = await all_records(conn, k.ENCOUNTERS, program.id, participant_id=record.participant_id)
+        for session in sessions:
+            targets += [("note", n.id) for n in await all_records(conn, k.NOTES, program.id, encounter_id=session.id)]
+    return targets
+
+
+async def refresh(conn: AsyncConnection, program_id: str, kind: str, record: Any, now: datetime) -> None:
+    """Re-project everything a change of one record touches."""
+    program: Program = await RecordRepository(k.PROGRAMS).get(conn, None, program_id)
+    for preview_kind, record_id in await _affected(conn, program, kind, record):
+        for resource in await fhir_resources(conn, program, preview_kind, record_id):
+            await store(conn, program.id, resource, preview_kind, record_id, now)
+
+
+async def store(
+    conn: AsyncConnection, program_id: str, resource: dict[str, Any], source_kind: str, source_id: str, now: datetime
+) -> bool:
+    """Store one mapped resource as a new version if its content changed; True when it did."""
+    content_hash = hashlib.sha256(orjson.dumps(resource)).hexdigest()
+    resource_type, resource_id = resource["resourceType"], resource["id"]
+    t = resources_table.c
+    current = (
+        await conn.execute(
+            select(t.pk, t.version_id, t.content_hash).where(
+                t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
+            )
+        )
+    ).first()
+    if current is not None and current.content_hash == content_hash:
+        return False
+    version = 1 if current is None else current.version_id + 1
+    meta = {"versionId": str(version), "lastUpdated": instant(now), **resource.get("meta", {})}
+    head = {"resourceType": resource_type, "id": resource_id, "meta": meta}
+    body = orjson.dumps({**head, **{key: value for key, value in resource.items() if key not in head}})
+    values = {
+        "version_id": version,
+        "last_updated": now,
+        "content_hash": content_hash,
+        "body": body,
+        "source_kind": source_kind,
+        "source_id": source_id,
+    }
+    if current is None:
+        result = await conn.execute(
+            insert(resources_table).values(
+                program_id=program_id, resource_type=resource_type, resource_id=resource_id, **values
+            )
+        )
+        pk = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    else:
+        pk = current.pk
+        await conn.execute(update(resources_table).where(t.pk == pk).values(**values))
+        await conn.execute(delete(fhir_search).where(fhir_search.c.resource_pk == pk))
+    await conn.execute(
+        insert(fhir_versions).values(
+            program_id=program_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            version_id=version,
+            last_updated=now,
+            body=body,
+        )
+    )
+    rows = [
+        {
+            "resource_pk": pk,
+            "program_id": program_id,
+            "resource_type": resource_type,
+            "param": name,
+            "token": token,
+            "moment": moment,
+        }
+        for name, param in SEARCH_PARAMS.get(resource_type, {}).items()
+        for token, moment in index_values(param, resource)
+    ]
+    if rows:
+        await conn.execute(insert(fhir_search), rows)
+    return True

@@ -1,0 +1,96 @@
+"""Reads of the FHIR projection: current resources, versions, history pages (bytes, never models)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.errors import NotFound
+from service.store.repository import decode_cursor, encode_cursor
+from service.store.tables import fhir_resources, fhir_versions
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated: datetime
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[StoredResource]
+    next_cursor: str | None
+
+
+async def current(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> StoredResource:
+    t = fhir_resources.c
+    row = (
+        await conn.execute(
+            select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
+                t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no {resource_type} with that id")
+    return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
+
+
+async def version(
+    conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str, version_id: int
+) -> StoredResource:
+    t = fhir_versions.c
+    row = (
+        await conn.execute(
+            select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
+                t.program_id == program_id,
+                t.resource_type == resource_type,
+                t.resource_id == resource_id,
+                t.version_id == version_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no version {version_id} of that {resource_type}")
+    return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
+
+
+async def history(
+    conn: AsyncConnection,
+    program_id: str,
+    resource_type: str,
+    resource_id: str | None,
+    *,
+    since: datetime | None,
+    count: int,
+    cursor: str | None,
+) -> HistoryPage:
+    """Newest first, keyset-paged on the version row (stable while new versions are written)."""
+    t = fhir_versions.c
+    query = (
+        select(t.pk, t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body)
+        .where(t.program_id == program_id, t.resource_type == resource_type)
+        .order_by(t.pk.desc())
+        .limit(count + 1)
+    )
+    if resource_id is not None:
+        query = query.where(t.resource_id == resource_id)
+    if since is not None:
+        query = query.where(t.last_updated >= since)
+    if cursor is not None:
+        query = query.where(t.pk < decode_cursor(cursor))
+    rows = (await conn.execute(query)).all()
+    more = len(rows) > count
+    rows = rows[:count]
+    if resource_id is not None and not rows and cursor is None:
+        await current(conn, program_id, resource_type, resource_id)  # 404 for an unknown resource
+    entries = [
+        StoredResource(r.resource_type, r.resource_id, r.version_id, r.last_updated, bytes(r.body)) for r in rows
+    ]
+    return HistoryPage(entries, encode_cursor(rows[-1].pk) if more else None)
