@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app = FastAPI(title="PeerLink", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.database = database
+    app.state.program_cache = {}
     problems.install(app)
     app.include_router(health.router)
     app.include_router(peer_router())

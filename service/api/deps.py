@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -14,6 +15,7 @@ from service.settings import Settings
 from service.store import Database
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+PROGRAM_CACHE_SECONDS = 30.0  # a program's id never changes; its code is what requests name
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
@@ -39,8 +41,14 @@ async def current_program(
     ] = None,
 ) -> Program:
     code = program or get_settings(request).default_program
-    async with database.transaction() as conn:
-        return await get_by_code(conn, code)
+    cache: dict[str, tuple[float, Program]] = request.app.state.program_cache
+    cached = cache.get(code)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    async with database.read() as conn:
+        found = await get_by_code(conn, code)
+    cache[code] = (time.monotonic() + PROGRAM_CACHE_SECONDS, found)
+    return found
 
 
 ProgramDep = Annotated[Program, Depends(current_program)]

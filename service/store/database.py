@@ -29,8 +29,9 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    """SQLite: foreign keys on, WAL, and writers that wait for each other instead of failing."""
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
+    """SQLite: foreign keys on, WAL, and writers that wait for each other instead of failing.
+    Readers begin deferred transactions: with WAL they never wait for a writer."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -44,7 +45,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 class Database:
@@ -53,8 +54,11 @@ class Database:
         if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_async_engine(self.url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
+        self.read_engine = self.engine
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, writer=True)
+            self.read_engine = create_async_engine(self.url, echo=echo, json_serializer=_json_dumps)
+            _configure_sqlite(self.read_engine, writer=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,9 +69,17 @@ class Database:
         async with self.engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work (on SQLite it does not take the write lock)."""
+        async with self.read_engine.connect() as connection:
+            yield connection
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -34,7 +34,7 @@ async def _history(
     pretty: bool,
 ) -> Response:
     resource_type = resource_type_of(resource_type)
-    async with database.transaction() as conn:
+    async with database.read() as conn:
         page = await repository.history(
             conn, program_id, resource_type, resource_id, since=since, count=count, cursor=cursor
         )
@@ -82,7 +82,7 @@ async def vread(
     database: DatabaseDep,
     pretty: PrettyDep,
 ) -> Response:
-    async with database.transaction() as conn:
+    async with database.read() as conn:
         found = await repository.version(conn, program.id, resource_type_of(resource_type), resource_id, version_id)
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)
 
@@ -106,6 +106,6 @@ async def history_instance(
 async def read(
     resource_type: str, resource_id: FhirId, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
 ) -> Response:
-    async with database.transaction() as conn:
+    async with database.read() as conn:
         found = await repository.current(conn, program.id, resource_type_of(resource_type), resource_id)
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)

@@ -81,7 +81,7 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
         operation_id=f"read_{rtype.stored.name}",
     )
     async def read(record_id: str, program: ProgramDep, database: DatabaseDep, response: Response) -> Any:
-        async with database.transaction() as conn:
+        async with database.read() as conn:
             record = await rtype.repository.get(conn, program.id, record_id)
         return located(response, record)
 
@@ -121,7 +121,7 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
             low = values.pop(f"{rtype.time_filter}_from")
             high = values.pop(f"{rtype.time_filter}_before")
             ranges[rtype.time_filter] = Range(low, high)
-        async with database.transaction() as conn:
+        async with database.read() as conn:
             page = await rtype.repository.list(
                 conn, program.id, equals=values, ranges=ranges, limit=filters.limit, cursor=filters.cursor
             )
