@@ -11,6 +11,9 @@ Choices (see also mappings/codes/referral.toml):
   SDOHCC allows SDOHCCPractitionerRole as requester; containing keeps the structured name and the
   clinic without a Practitioner/Organization the EHR may not have. Inbound also accepts a plain
   reference (name read from its display, NPI from its identifier) or a contained Practitioner.
+- ServiceRequest.identifier: PeerLink's business identifier first, then the clinic's own identifiers
+  of its order (placer order number and the like), kept as the clinic sent them so that a resend or
+  a conditional create (If-None-Exist: identifier=system|value) finds the same referral.
 - Task.requester is the clinic as a logical reference (identifier + display), Task.owner is the
   assigned peer specialist's PractitionerRole once the referral is accepted, before that the
   program's Organization (also ServiceRequest.performer).
@@ -36,6 +39,7 @@ from . import codes
 from .codes import Code
 from .context import MappingContext, MappingError, check_valid
 from .patient import CODES as PATIENT_CODES
+from .patient import identifier_to_fhir
 
 KIND = "referral"
 TASK_KIND = "referral-task"
@@ -123,6 +127,7 @@ ELEMENTS = {
     "reason": "ServiceRequest.reasonCode",
     "priority": "ServiceRequest.priority",
     "requested_at": "ServiceRequest.authoredOn",
+    "identifiers": "ServiceRequest.identifier",
 }
 
 
@@ -191,7 +196,7 @@ def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
         "resourceType": "ServiceRequest",
         "id": ctx.id_for(KIND, referral.id),
         "contained": _contained(referral),
-        "identifier": [ctx.identifier(KIND, referral.id)],
+        "identifier": [ctx.identifier(KIND, referral.id), *map(identifier_to_fhir, referral.identifiers)],
         "status": CODES.service_request_status[referral.status],
         "intent": INTENT,
         "category": [CODES.category.social_service.concept(), CODES.category.social_connection.concept()],
@@ -481,6 +486,21 @@ def _reason_of(service_request: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "code": first.get("code"), "system": first.get("system")}
 
 
+def _clinic_identifiers(service_request: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any]]:
+    """The clinic's own identifiers of its order (ours, the program's referral identifier, left out)."""
+    own_system = ctx.identifier(KIND, "")["system"]
+    return [
+        {
+            "type": _identifier_type(ident).value,
+            "system": ident["system"],
+            "value": ident["value"],
+            "assigner": (ident.get("assigner") or {}).get("display"),
+        }
+        for ident in service_request.get("identifier") or []
+        if ident.get("system") and ident.get("value") and ident.get("system") != own_system
+    ]
+
+
 def _check_focus(service_request: dict[str, Any], task: dict[str, Any]) -> None:
     focus = (task.get("focus") or {}).get("reference")
     own_id = service_request.get("id")
@@ -505,6 +525,7 @@ def from_fhir(service_request: dict[str, Any], task: dict[str, Any] | None, ctx:
         "reason": _reason_of(service_request),
         "priority": service_request.get("priority") or "routine",
         "requested_at": service_request["authoredOn"],
+        "identifiers": _clinic_identifiers(service_request, ctx),
     }
     try:
         fields = ReferralFields.model_validate(data)

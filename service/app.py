@@ -38,9 +38,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.program_cache = {}
     problems.install(app)
+    app.include_router(fhir_router())  # first: the hot read path matches before the peer routes
     app.include_router(health.router)
     app.include_router(peer_router())
-    app.include_router(fhir_router())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestContextMiddleware)  # added last: outermost

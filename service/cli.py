@@ -68,7 +68,7 @@ def serve(
         f"PeerLink gateway on {base}\n"
         f"  API docs      {base}/docs\n"
         f"  peer API      {base}/peer/v1  (try: curl {base}/peer/v1/participants)\n"
-        f"  FHIR base     {base}/fhir  (FHIR R4 API: planned)\n"
+        f"  FHIR base     {base}/fhir  (try: curl {base}/fhir/metadata)\n"
         f"  health        {base}/healthz  {base}/readyz"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -134,12 +134,14 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(request: Request) -> str | None:
-    """Every method the path answers to (the router names only the first route that matched)."""
+    """Every method the path answers to, over all the route templates it matches (the router
+    names only the first route that matched)."""
+    allowed: set[str] = set()
     for template, operations in request.app.openapi().get("paths", {}).items():
         pattern = "^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, request.url.path):
-            return ", ".join(sorted(method.upper() for method in operations))
-    return None
+            allowed.update(method.upper() for method in operations)
+    return ", ".join(sorted(allowed)) or None
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:

@@ -10,9 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
-from .common import DomainModel, HumanName, LongText, Npi, Organization, RecordId, RecordMeta, ShortText
+from .common import (
+    DomainModel,
+    HumanName,
+    Identifier,
+    LongText,
+    Npi,
+    Organization,
+    RecordId,
+    RecordMeta,
+    ShortText,
+)
 from .errors import IllegalTransition, RuleViolation
 
 
@@ -81,6 +91,19 @@ class ReferralFields(DomainModel):
     reason: ReferralReason
     priority: Priority = Priority.ROUTINE
     requested_at: AwareDatetime
+    identifiers: list[Identifier] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The referring clinic's own identifiers of its order (ServiceRequest.identifier).",
+    )
+
+    @field_validator("identifiers")
+    @classmethod
+    def _distinct_identifiers(cls, identifiers: list[Identifier]) -> list[Identifier]:
+        keys = [(i.system, i.value) for i in identifiers]
+        if len(set(keys)) != len(keys):
+            raise ValueError("identifiers lists the same system and value twice")
+        return identifiers
 
 
 class ReferralTransition(DomainModel):

@@ -131,7 +131,7 @@ REFERRALS = RecordType(
     "referrals",
     ReferralFields,
     references={"participant_id": k.PARTICIPANTS},
-    frozen=frozenset({"participant_id"}),
+    frozen=frozenset({"participant_id", "identifiers"}),  # the clinic's ids are claimed on receipt
     filters=("participant_id", "status", "priority", "assigned_specialist_id"),
     check=_check_referral,
 )

@@ -31,7 +31,7 @@ def normalize_url(url: str) -> URL:
 
 def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
     """SQLite: foreign keys on, WAL, and writers that wait for each other instead of failing.
-    Readers begin deferred transactions: with WAL they never wait for a writer."""
+    Readers run in autocommit: with WAL each statement sees the last commit and never waits."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -45,7 +45,8 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        if writer:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -53,12 +54,17 @@ class Database:
         self.url = normalize_url(url)
         if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(self.url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
-        self.read_engine = self.engine
-        if self.is_sqlite:
+        common: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
+        if self.is_sqlite:  # a local file never drops a connection: no pre-ping round trip
+            self.engine = create_async_engine(self.url, **common)
             _configure_sqlite(self.engine, writer=True)
-            self.read_engine = create_async_engine(self.url, echo=echo, json_serializer=_json_dumps)
+            # WAL readers run side by side; the pool is sized for a loaded gateway.
+            sizing = {} if self.url.database in (None, "", ":memory:") else {"pool_size": 32, "max_overflow": 16}
+            self.read_engine = create_async_engine(self.url, pool_reset_on_return=None, **sizing, **common)
             _configure_sqlite(self.read_engine, writer=False)
+        else:
+            self.engine = create_async_engine(self.url, pool_pre_ping=True, pool_size=20, max_overflow=20, **common)
+            self.read_engine = self.engine
 
     @property
     def is_sqlite(self) -> bool:

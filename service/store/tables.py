@@ -180,3 +180,37 @@ fhir_search = Table(
     Index(None, "program_id", "resource_type", "param", "token"),
     Index(None, "program_id", "resource_type", "param", "moment"),
 )
+
+# --- Inbound FHIR ----------------------------------------------------------------------------------
+# Identifiers a hospital or clinic gave to what it sent us (a ServiceRequest's placer order number,
+# a Patient's MRN), claimed in the transaction that stores the record: the unique key makes two
+# concurrent deliveries of the same order (or of a new patient) end up as one record.
+external_identifiers = Table(
+    "external_identifiers",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("system", String(500), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "kind", "system", "value"),
+    Index(None, "kind", "record_id"),
+)
+
+# Records created from inbound FHIR that a person should look at (a participant created because no
+# participant had the hospital's MRN); resolved_at is set once someone has.
+review_flags = Table(
+    "review_flags",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index(None, "program_id", "resolved_at"),
+    Index(None, "kind", "record_id"),
+)

@@ -435,3 +435,27 @@ def test_no_organization_anywhere_is_refused():
         referral.from_fhir(clinic_request(ctx), None, ctx)
     assert caught.value.element == "ServiceRequest.requester"
     assert "organization" in caught.value.reason
+
+
+def test_clinic_identifiers_of_the_order_travel_on_the_service_request():
+    ctx = known()
+    placer = {"system": "urn:oid:2.16.840.1.113883.19.5.99", "value": "ORD-1001"}
+    resource = clinic_request(
+        ctx, identifier=[placer, ctx.identifier("referral", "someone-else"), {"system": "urn:oid:1.2"}]
+    )
+    inbound = referral.from_fhir(resource, clinic_task(), ctx)
+    assert [(i.type.value, i.system, i.value) for i in inbound.fields.identifiers] == [
+        ("other", placer["system"], "ORD-1001")
+    ]
+    stored = record(Referral, "referral-1", **inbound.fields.model_dump())
+    service_request, _ = referral.to_fhir(stored, ctx)
+    assert service_request["identifier"] == [ctx.identifier("referral", "referral-1"), placer]
+    assert referral.from_fhir(service_request, None, ctx).fields == inbound.fields
+
+
+def test_the_same_clinic_identifier_twice_is_refused():
+    ctx = known()
+    placer = {"system": "urn:oid:2.16.840.1.113883.19.5.99", "value": "ORD-1001"}
+    with pytest.raises(MappingError) as caught:
+        referral.from_fhir(clinic_request(ctx, identifier=[placer, placer]), clinic_task(), ctx)
+    assert caught.value.element == "ServiceRequest.identifier"

@@ -23,7 +23,7 @@ class NotAcceptable(PeerLinkError):
     title = "Not acceptable"
 
 
-def negotiate(
+async def negotiate(
     request: Request,
     format_: Annotated[str | None, Query(alias="_format", description="json or application/fhir+json")] = None,
     pretty: Annotated[bool, Query(alias="_pretty", description="Indent the JSON")] = False,

@@ -12,4 +12,5 @@ def fhir_router() -> APIRouter:
     router = APIRouter(prefix="/fhir")
     for part in (metadata, read, search, write):
         router.include_router(part.router)
+    router.add_api_route("", write.transaction, methods=["POST"], include_in_schema=False)
     return router

@@ -1,7 +1,189 @@
-"""FHIR write interactions."""
+"""FHIR write interactions: a clinic's referral (ServiceRequest, Task), conditional create,
+transaction Bundles and the clinic's updates of its Task (PUT, JSON Patch). The use cases are in
+``service.fhir.inbound``; this module reads bodies and headers and answers with stored bytes."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
+from service.domain.errors import BadRequest, UnsupportedMediaType
+from service.fhir import inbound, repository
+from service.fhir.repository import StoredResource
+
+from .read import FhirId
+from .responses import FHIR_JSON, PrettyDep, base_url, fhir_response
 
 router = APIRouter(tags=["FHIR"])
+
+FHIR_BODY = ("application/fhir+json", "application/json", "application/json+fhir")
+JSON_PATCH = ("application/json-patch+json",)
+IfNoneExist = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Exist",
+        max_length=2000,
+        description="Conditional create: a search such as identifier=system|value; a match is returned (200).",
+    ),
+]
+
+
+def _body_doc(media_types: tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
+
+
+RESOURCE_BODY = _body_doc(FHIR_BODY, {"type": "object", "description": "A FHIR R4 resource (JSON)"})
+PATCH_BODY = _body_doc(JSON_PATCH, {"type": "array", "items": {"type": "object"}, "description": "RFC 6902"})
+
+
+async def _json(request: Request, accepted: tuple[str, ...]) -> Any:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in accepted:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(accepted)}")
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("the request has no body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the request body is not valid JSON") from None
+
+
+def _resource(body: Any, resource_type: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a {resource_type} (a JSON object)")
+    if body.get("resourceType") != resource_type:
+        raise inbound.bad_request("resourceType", f"expected {resource_type} at this endpoint")
+    return body
+
+
+def _answer(request: Request, outcome: inbound.Outcome, stored: StoredResource, pretty: bool) -> Response:
+    location = f"{base_url(request)}/{stored.resource_type}/{stored.resource_id}/_history/{stored.version_id}"
+    return fhir_response(
+        stored.body,
+        pretty=pretty,
+        status=201 if outcome.created else 200,
+        version_id=stored.version_id,
+        last_updated=stored.last_updated,
+        location=location,
+    )
+
+
+async def _stored(conn: AsyncConnection, program_id: str, outcome: inbound.Outcome) -> StoredResource:
+    return await repository.current(conn, program_id, outcome.resource_type, outcome.resource_id)
+
+
+# POST [base]/ is documented here; POST [base] itself is added where the /fhir prefix is known
+# (router.py), since a router included without a prefix cannot hold an empty path.
+@router.post(
+    "/",
+    summary="Transaction Bundle (Patient, ServiceRequest, Task; all or nothing)",
+    operation_id="fhir_transaction",
+    openapi_extra=RESOURCE_BODY,
+    response_class=Response,
+    responses={200: {"content": {FHIR_JSON: {}}, "description": "transaction-response Bundle"}},
+)
+async def transaction(request: Request, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep) -> Response:
+    body = await _json(request, FHIR_BODY)
+    base = base_url(request)
+    result = await inbound.run(database, lambda conn: inbound.transaction(conn, program, body, base))
+    return fhir_response(result, pretty=pretty)
+
+
+@router.post(
+    "/ServiceRequest",
+    summary="Receive a clinic's referral (conditional create with If-None-Exist)",
+    operation_id="fhir_create_service_request",
+    openapi_extra=RESOURCE_BODY,
+    response_class=Response,
+    status_code=201,
+    responses={200: {"description": "If-None-Exist matched, or the order was delivered before"}},
+)
+async def create_service_request(
+    request: Request,
+    program: ProgramDep,
+    database: DatabaseDep,
+    pretty: PrettyDep,
+    if_none_exist: IfNoneExist = None,
+) -> Response:
+    body = _resource(await _json(request, FHIR_BODY), "ServiceRequest")
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        outcome = await inbound.receive_referral(conn, program, body, if_none_exist=if_none_exist)
+        return outcome, await _stored(conn, program.id, outcome)
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
+
+
+@router.post(
+    "/Task",
+    summary="Receive a clinic's Task for a ServiceRequest held here (restates it; creates nothing)",
+    operation_id="fhir_create_task",
+    openapi_extra=RESOURCE_BODY,
+    response_class=Response,
+)
+async def create_task(request: Request, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep) -> Response:
+    body = _resource(await _json(request, FHIR_BODY), "Task")
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        outcome = await inbound.receive_task(conn, program, body)
+        return outcome, await _stored(conn, program.id, outcome)
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
+
+
+@router.put(
+    "/Task/{resource_id}",
+    summary="The clinic's update of a referral's Task (it may cancel)",
+    operation_id="fhir_update_task",
+    openapi_extra=RESOURCE_BODY,
+    response_class=Response,
+)
+async def update_task(
+    request: Request,
+    resource_id: FhirId,
+    program: ProgramDep,
+    database: DatabaseDep,
+    expected_version: IfMatchDep,
+    pretty: PrettyDep,
+) -> Response:
+    body = await _json(request, FHIR_BODY)
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        outcome = await inbound.update_task(conn, program, resource_id, body, expected_version=expected_version)
+        return outcome, await _stored(conn, program.id, outcome)
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
+
+
+@router.patch(
+    "/Task/{resource_id}",
+    summary="The clinic's JSON Patch of a referral's Task (it may cancel)",
+    operation_id="fhir_patch_task",
+    openapi_extra=PATCH_BODY,
+    response_class=Response,
+)
+async def patch_task(
+    request: Request,
+    resource_id: FhirId,
+    program: ProgramDep,
+    database: DatabaseDep,
+    expected_version: IfMatchDep,
+    pretty: PrettyDep,
+) -> Response:
+    patch = await _json(request, JSON_PATCH)
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        outcome = await inbound.patch_task(conn, program, resource_id, patch, expected_version=expected_version)
+        return outcome, await _stored(conn, program.id, outcome)
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
