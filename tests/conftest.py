@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from service.app import create_app
 from service.domain import Program, ProgramFields
@@ -42,9 +41,10 @@ def postgres_migrated() -> str:
 
 
 async def _truncate(database: Database) -> None:
-    names = ", ".join(f'"{t.name}"' for t in reversed(metadata.sorted_tables))
+    """Empty every table between tests (DELETE is far cheaper than TRUNCATE on tables this small)."""
     async with database.transaction() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(table.delete())
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.errors import NotFound
+from service.store import Database
 from service.store.repository import decode_cursor, encode_cursor
 from service.store.tables import fhir_resources, fhir_versions
 
@@ -40,6 +41,25 @@ async def current(conn: AsyncConnection, program_id: str, resource_type: str, re
     if row is None:
         raise NotFound(f"no {resource_type} with that id")
     return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
+
+
+_CURRENT_SQL = (
+    "SELECT resource_type, resource_id, version_id, last_updated, body FROM fhir_resources "
+    "WHERE program_id = ? AND resource_type = ? AND resource_id = ?"
+)
+
+
+async def read_current(database: Database, program_id: str, resource_type: str, resource_id: str) -> StoredResource:
+    """The hot read: on SQLite a keyed lookup on the loop (see Database.sqlite_reader), else ``current``."""
+    reader = database.sqlite_reader
+    if reader is None:
+        async with database.read() as conn:
+            return await current(conn, program_id, resource_type, resource_id)
+    row = reader.execute(_CURRENT_SQL, (program_id, resource_type, resource_id)).fetchone()
+    if row is None:
+        raise NotFound(f"no {resource_type} with that id")
+    last_updated = datetime.fromisoformat(row[3]).replace(tzinfo=UTC)
+    return StoredResource(row[0], row[1], row[2], last_updated, bytes(row[4]))
 
 
 async def version(

@@ -1,8 +1,10 @@
 """read, vread and history of the FHIR projection, kept in step with the records."""
 
 import httpx
+import pytest
 
 from mappings.ids import fhir_id
+from service.domain.errors import NotFound
 from service.fhir.models import validate
 from tests.factories import World, consent_body, create
 
@@ -154,3 +156,16 @@ async def test_pretty_and_gzip(client, program):
     assert zipped.headers.get("content-encoding") == "gzip"
     assert zipped.json()["resourceType"] == "Encounter"
     assert isinstance(zipped, httpx.Response)
+
+
+async def test_the_keyed_fast_read_agrees_with_the_store(client, program, database):
+    from service.fhir import repository
+
+    world = await World(client).build()
+    fid = _id(program, "encounter", world.ids["encounter"])
+    fast = await repository.read_current(database, program.id, "Encounter", fid)
+    async with database.read() as conn:
+        slow = await repository.current(conn, program.id, "Encounter", fid)
+    assert fast == slow
+    with pytest.raises(NotFound):
+        await repository.read_current(database, program.id, "Patient", fid)  # the id of another type

@@ -277,7 +277,10 @@ def main(seconds: float = 3.0) -> dict[str, float]:
         port, floor_port, ceiling_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
-            "PEERLINK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/peerlink.db",
+            # PEERLINK_BENCH_DATABASE_URL: an empty database to measure on instead (e.g. PostgreSQL)
+            "PEERLINK_DATABASE_URL": os.environ.get(
+                "PEERLINK_BENCH_DATABASE_URL", f"sqlite+aiosqlite:///{workdir}/peerlink.db"
+            ),
             "PEERLINK_LOG_LEVEL": "WARNING",
             "PEERLINK_HOST": HOST,
             "PEERLINK_PORT": str(port),

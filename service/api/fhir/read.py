@@ -106,6 +106,5 @@ async def history_instance(
 async def read(
     resource_type: str, resource_id: FhirId, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
 ) -> Response:
-    async with database.read() as conn:
-        found = await repository.current(conn, program.id, resource_type_of(resource_type), resource_id)
+    found = await repository.read_current(database, program.id, resource_type_of(resource_type), resource_id)
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)
