@@ -2,26 +2,21 @@
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from service.store import Database
 from service.store.tables import encounters, notes, participants, referrals, specialists
+from tests.e2e.gateway import PEERLINK, seeded_env
 
 pytestmark = pytest.mark.e2e
-PEERLINK = str(Path(sys.executable).parent / "peerlink")
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('map')}/peerlink.db"
-    env = {**os.environ, "PEERLINK_DATABASE_URL": url}
-    for step in ("migrate", "seed"):
-        subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
+    env = seeded_env(tmp_path_factory.mktemp("map"))
+    url = env["PEERLINK_DATABASE_URL"]
 
     async def first_ids() -> dict[str, str]:
         database = Database(url)

@@ -6,15 +6,8 @@ ServiceRequest, then the Task about it. Written against the FHIR R4 RESTful API,
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,8 +20,9 @@ from fhirclient.models.servicerequest import ServiceRequest  # type: ignore[impo
 from fhirclient.models.task import Task  # type: ignore[import-untyped]
 from fhirpy import AsyncFHIRClient
 
+from tests.e2e.gateway import running_gateway
+
 pytestmark = pytest.mark.e2e
-PEERLINK = str(Path(sys.executable).parent / "peerlink")
 SEEDED_ENCOUNTERS = 24
 PAGE = 5
 PLACER = "urn:oid:2.16.840.1.113883.19.5.99"
@@ -37,45 +31,11 @@ NPI = "http://hl7.org/fhir/sid/us-npi"
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`peerlink migrate`, `seed` and `serve` on a free loopback port; yields the FHIR base URL."""
-    tmp_path = tmp_path_factory.mktemp("fhir-clients")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PEERLINK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/peerlink.db",
-        "PEERLINK_LOG_LEVEL": "WARNING",
-        "PEERLINK_HOST": "127.0.0.1",
-        "PEERLINK_PORT": str(port),
-    }
-    for step in ("migrate", "seed"):
-        subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
-    log = tmp_path / "gateway.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([PEERLINK, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.2)
+    with running_gateway(tmp_path_factory.mktemp("fhir-clients")) as (base, _):
         yield f"{base}/fhir"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -1,59 +1,20 @@
 """`make run`'s steps as real processes: migrate, seed, serve on loopback, then HTTP against it."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from service.seed import _FAMILY, _GIVEN
+from tests.e2e.gateway import running_gateway
 
 pytestmark = pytest.mark.e2e
-PEERLINK = str(Path(sys.executable).parent / "peerlink")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("gateway")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PEERLINK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/peerlink.db",
-        "PEERLINK_LOG_LEVEL": "DEBUG",
-        "PEERLINK_PORT": str(port),
-    }
-    for step in ("migrate", "seed"):
-        subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
-    log = tmp_path / "gateway.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([PEERLINK, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.2)
-        yield base, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+    with running_gateway(tmp_path_factory.mktemp("gateway"), log_level="DEBUG") as running:
+        yield running
 
 
 def test_seeded_gateway_serves_the_peer_api(gateway):
