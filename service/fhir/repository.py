@@ -50,16 +50,19 @@ _CURRENT_SQL = (
 
 
 async def read_current(database: Database, program_id: str, resource_type: str, resource_id: str) -> StoredResource:
-    """The hot read: on SQLite a keyed lookup on the loop (see Database.sqlite_reader), else ``current``."""
-    reader = database.sqlite_reader
-    if reader is None:
+    """The hot read. On a SQLite file: one keyed statement on a raw driver connection of the loop
+    reader (no statement compilation, no result processing); elsewhere ``current``."""
+    if database.loop_reader is None:
         async with database.read() as conn:
             return await current(conn, program_id, resource_type, resource_id)
-    row = reader.execute(_CURRENT_SQL, (program_id, resource_type, resource_id)).fetchone()
+    raw = database.loop_reader.raw_connection()
+    try:
+        row = raw.cursor().execute(_CURRENT_SQL, (program_id, resource_type, resource_id)).fetchone()
+    finally:
+        raw.close()  # back to the pool
     if row is None:
         raise NotFound(f"no {resource_type} with that id")
-    last_updated = datetime.fromisoformat(row[3]).replace(tzinfo=UTC)
-    return StoredResource(row[0], row[1], row[2], last_updated, bytes(row[4]))
+    return StoredResource(row[0], row[1], row[2], datetime.fromisoformat(row[3]).replace(tzinfo=UTC), bytes(row[4]))
 
 
 async def version(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -53,7 +51,27 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _configure_sqlite_sync(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit: each read sees the last commit
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+class _LoopReadConnection:
+    """A synchronous SQLite connection behind the one AsyncConnection method reads use."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._connection.execute(statement, parameters)
+
+
 class Database:
+    loop_reader: Engine | None = None
+
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
         if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
@@ -63,24 +81,20 @@ class Database:
             self.engine = create_async_engine(self.url, **common)
             _configure_sqlite(self.engine, writer=True)
             # WAL readers run side by side; the pool is sized for a loaded gateway.
-            sizing = {} if self.url.database in (None, "", ":memory:") else {"pool_size": 32, "max_overflow": 16}
-            self.read_engine = create_async_engine(self.url, pool_reset_on_return=None, **sizing, **common)
+            self.read_engine = create_async_engine(self.url, pool_reset_on_return=None, **common)
             _configure_sqlite(self.read_engine, writer=False)
+            if self.url.database not in (None, "", ":memory:"):
+                self.loop_reader = create_engine(
+                    self.url.set(drivername="sqlite+pysqlite"),
+                    pool_size=8,
+                    pool_reset_on_return=None,
+                    connect_args={"check_same_thread": False},
+                    **common,
+                )
+                _configure_sqlite_sync(self.loop_reader)
         else:
             self.engine = create_async_engine(self.url, pool_pre_ping=True, pool_size=20, max_overflow=20, **common)
             self.read_engine = self.engine
-
-    @cached_property
-    def sqlite_reader(self) -> sqlite3.Connection | None:
-        """SQLite only: one read-only connection used directly on the event loop for lookups by key.
-        A WAL reader never waits for a writer and a keyed lookup takes microseconds, far less than
-        the thread hand-offs of the async driver. None on other databases."""
-        if not self.is_sqlite or self.url.database in (None, "", ":memory:"):
-            return None
-        path = Path(self.url.database).resolve()
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        return connection
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,7 +107,13 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only unit of work (on SQLite it does not take the write lock)."""
+        """A read-only unit of work. On a SQLite file it runs on the event loop itself: a WAL reader
+        never waits for a writer, and a small indexed read costs far less than the async driver's
+        hand-offs to its thread. Reads use ``execute`` only."""
+        if self.loop_reader is not None:
+            with self.loop_reader.connect() as connection:
+                yield cast(AsyncConnection, _LoopReadConnection(connection))
+            return
         async with self.read_engine.connect() as connection:
             yield connection
 
@@ -102,9 +122,8 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        if "sqlite_reader" in self.__dict__ and self.sqlite_reader is not None:
-            self.sqlite_reader.close()
-            del self.__dict__["sqlite_reader"]
+        if self.loop_reader is not None:
+            self.loop_reader.dispose()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
