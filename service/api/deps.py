@@ -24,7 +24,7 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -54,7 +54,7 @@ async def current_program(
 ProgramDep = Annotated[Program, Depends(current_program)]
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None, Header(alias="If-Match", description='Version the change is based on, e.g. W/"3".')
     ] = None,
