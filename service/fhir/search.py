@@ -648,22 +648,22 @@ async def run(conn: AsyncConnection, program_id: str, query: SearchQuery) -> Sea
         return SearchResult(total, [], [], None)
 
     key = compiler.sort_key(query.sort, query.cursor)
-    columns: list[Any] = [R.pk, R.resource_type, R.resource_id, R.body]
-    if key is not None:
-        columns.append(key.label("k"))
-    inner = select(*columns).where(*filters).subquery()
     snapshot = select(func.coalesce(func.max(fhir_versions.c.pk), 0)).scalar_subquery().label("snapshot")
-    page = select(inner, snapshot)
     cursor, descending = query.cursor, query.sort.descending
-    if cursor is not None:
-        after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
-        if key is not None:
+    if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
+        page = select(R.pk, R.resource_type, R.resource_id, R.body, snapshot).where(*filters)
+        if cursor is not None:
+            page = page.where(R.pk < cursor.pk if descending else R.pk > cursor.pk)
+        page = page.order_by(R.pk.desc() if descending else R.pk.asc()).limit(query.count + 1)
+    else:
+        inner = select(R.pk, R.resource_type, R.resource_id, R.body, key.label("k")).where(*filters).subquery()
+        page = select(inner, snapshot)
+        if cursor is not None:
+            after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
             beyond = inner.c.k < cursor.key if descending else inner.c.k > cursor.key
-            after = or_(beyond, and_(inner.c.k == cursor.key, after))
-        page = page.where(after)
-    order = [inner.c.k] if key is not None else []
-    order.append(inner.c.pk)
-    page = page.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
+            page = page.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
+        order = [inner.c.k, inner.c.pk]
+        page = page.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
     rows = (await conn.execute(page)).all()
     next_cursor = None
     if len(rows) > query.count:
