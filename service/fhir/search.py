@@ -642,7 +642,10 @@ async def run(conn: AsyncConnection, program_id: str, query: SearchQuery) -> Sea
         *(compiler.criterion(c) for c in query.criteria),
     ]
     total = None
-    if query.total:
+    # The first page counts its matches in the same statement (a window over the unlimited rows);
+    # later pages, and count-only searches, ask separately.
+    counted_with_page = query.total and query.cursor is None and not (query.summary_count or query.count == 0)
+    if query.total and not counted_with_page:
         total = (await conn.execute(select(func.count()).select_from(fhir_resources).where(*filters))).scalar_one()
     if query.summary_count or query.count == 0:
         return SearchResult(total, [], [], None)
@@ -664,7 +667,11 @@ async def run(conn: AsyncConnection, program_id: str, query: SearchQuery) -> Sea
             page = page.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
         order = [inner.c.k, inner.c.pk]
         page = page.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
+    if counted_with_page:
+        page = page.add_columns(func.count().over().label("total"))
     rows = (await conn.execute(page)).all()
+    if counted_with_page:
+        total = rows[0].total if rows else 0
     next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
