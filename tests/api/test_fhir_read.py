@@ -169,3 +169,24 @@ async def test_the_keyed_fast_read_agrees_with_the_store(client, program, databa
     assert fast == slow
     with pytest.raises(NotFound):
         await repository.read_current(database, program.id, "Patient", fid)  # the id of another type
+
+
+async def test_history_since_leaves_out_older_versions(client, program):
+    world = await World(client).build()
+    fid = _id(program, "participant", world.ids["participant"])
+    first = (await client.get(f"/fhir/Patient/{fid}")).json()["meta"]["lastUpdated"]
+    await client.patch(f"/peer/v1/participants/{world.ids['participant']}", json={"language": "es"})
+    second = (await client.get(f"/fhir/Patient/{fid}")).json()["meta"]["lastUpdated"]
+    assert second > first
+    recent = (await client.get(f"/fhir/Patient/{fid}/_history", params={"_since": second})).json()
+    assert [e["resource"]["meta"]["versionId"] for e in recent["entry"]] == ["2"]
+    everything = (await client.get(f"/fhir/Patient/{fid}/_history", params={"_since": first})).json()
+    assert len(everything["entry"]) == 2
+
+
+async def test_a_body_over_the_limit_is_413_as_an_operation_outcome(client):
+    big = {"resourceType": "ServiceRequest", "note": [{"text": "x" * 70_000}]}
+    response = await client.post("/fhir/ServiceRequest", json=big)
+    assert response.status_code == 413
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert response.headers["content-type"].startswith("application/fhir+json")
