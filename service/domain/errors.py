@@ -79,6 +79,22 @@ class RuleViolation(PeerLinkError):
     title = "Domain rule violated"
 
 
+class InvalidResource(PeerLinkError):
+    """Well-formed JSON of the right type, but not a valid resource we can map (FHIR)."""
+
+    status = 422
+    fhir_code = "invalid"
+    title = "Invalid resource"
+
+
+class PatchFailed(PeerLinkError):
+    """A JSON Patch that is well-formed but cannot be applied (missing path, failed test)."""
+
+    status = 422
+    fhir_code = "processing"
+    title = "Patch cannot be applied"
+
+
 class Unavailable(PeerLinkError):
     status = 503
     fhir_code = "transient"

@@ -44,7 +44,14 @@ from mappings import referral as referral_map
 from mappings.context import MappingContext, MappingError, check_valid
 from service.domain import ParticipantFields, Program, Referral, ReferralAction, ReferralStatus, TransitionRequest
 from service.domain.common import IdentifierType
-from service.domain.errors import BadRequest, Conflict, PeerLinkError, PreconditionFailed, RuleViolation
+from service.domain.errors import (
+    BadRequest,
+    Conflict,
+    InvalidResource,
+    PatchFailed,
+    PreconditionFailed,
+    RuleViolation,
+)
 from service.domain.participant import Participant
 from service.records import operations
 from service.records.types import PARTICIPANTS, REFERRALS
@@ -68,22 +75,6 @@ NEW_PARTICIPANT_REVIEW = "created from a hospital's Patient: no participant had 
 ATTEMPTS = 3
 _LITERAL = re.compile(r"(?:^|/)(?P<type>[A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 _CONDITIONAL_TYPES = (ParamType.TOKEN, ParamType.REFERENCE)
-
-
-class InvalidResource(PeerLinkError):
-    """The resource is well-formed JSON of the right type but not a valid FHIR resource we can map."""
-
-    status = 422
-    fhir_code = "invalid"
-    title = "Invalid resource"
-
-
-class PatchFailed(PeerLinkError):
-    """A JSON Patch that is well-formed but cannot be applied (missing path, failed test)."""
-
-    status = 422
-    fhir_code = "processing"
-    title = "Patch cannot be applied"
 
 
 class IdentifierClash(Exception):

@@ -4,6 +4,7 @@ transaction Bundles and the clinic's updates of its Task (PUT, JSON Patch). The 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -12,9 +13,11 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
+from service.domain import Program
 from service.domain.errors import BadRequest, UnsupportedMediaType
 from service.fhir import inbound, repository
 from service.fhir.repository import StoredResource
+from service.store import Database
 
 from .read import FhirId
 from .responses import FHIR_JSON, PrettyDep, base_url, fhir_response
@@ -95,6 +98,23 @@ async def transaction(request: Request, program: ProgramDep, database: DatabaseD
     return fhir_response(result, pretty=pretty)
 
 
+async def _handle(
+    request: Request,
+    database: Database,
+    program: Program,
+    pretty: bool,
+    act: Callable[[AsyncConnection], Awaitable[inbound.Outcome]],
+) -> Response:
+    """Run one inbound use case (retried if it lost an identifier race) and answer with what it stored."""
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        outcome = await act(conn)
+        return outcome, await _stored(conn, program.id, outcome)
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
+
+
 @router.post(
     "/ServiceRequest",
     summary="Receive a clinic's referral (conditional create with If-None-Exist)",
@@ -113,12 +133,13 @@ async def create_service_request(
 ) -> Response:
     body = _resource(await _json(request, FHIR_BODY), "ServiceRequest")
 
-    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
-        outcome = await inbound.receive_referral(conn, program, body, if_none_exist=if_none_exist)
-        return outcome, await _stored(conn, program.id, outcome)
-
-    outcome, stored = await inbound.run(database, work)
-    return _answer(request, outcome, stored, pretty)
+    return await _handle(
+        request,
+        database,
+        program,
+        pretty,
+        lambda conn: inbound.receive_referral(conn, program, body, if_none_exist=if_none_exist),
+    )
 
 
 @router.post(
@@ -131,12 +152,7 @@ async def create_service_request(
 async def create_task(request: Request, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep) -> Response:
     body = _resource(await _json(request, FHIR_BODY), "Task")
 
-    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
-        outcome = await inbound.receive_task(conn, program, body)
-        return outcome, await _stored(conn, program.id, outcome)
-
-    outcome, stored = await inbound.run(database, work)
-    return _answer(request, outcome, stored, pretty)
+    return await _handle(request, database, program, pretty, lambda conn: inbound.receive_task(conn, program, body))
 
 
 @router.put(
@@ -156,12 +172,13 @@ async def update_task(
 ) -> Response:
     body = await _json(request, FHIR_BODY)
 
-    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
-        outcome = await inbound.update_task(conn, program, resource_id, body, expected_version=expected_version)
-        return outcome, await _stored(conn, program.id, outcome)
-
-    outcome, stored = await inbound.run(database, work)
-    return _answer(request, outcome, stored, pretty)
+    return await _handle(
+        request,
+        database,
+        program,
+        pretty,
+        lambda conn: inbound.update_task(conn, program, resource_id, body, expected_version=expected_version),
+    )
 
 
 @router.patch(
@@ -181,9 +198,10 @@ async def patch_task(
 ) -> Response:
     patch = await _json(request, JSON_PATCH)
 
-    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
-        outcome = await inbound.patch_task(conn, program, resource_id, patch, expected_version=expected_version)
-        return outcome, await _stored(conn, program.id, outcome)
-
-    outcome, stored = await inbound.run(database, work)
-    return _answer(request, outcome, stored, pretty)
+    return await _handle(
+        request,
+        database,
+        program,
+        pretty,
+        lambda conn: inbound.patch_task(conn, program, resource_id, patch, expected_version=expected_version),
+    )
