@@ -1,0 +1,184 @@
+"""deploy/compose.yaml: Compose itself accepts it (`config -q`, no engine needed), and its shape is the
+one the trial relies on: start order, two gateways, secrets mounted read-only, none written inline."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.settings import Settings
+from tests.deploy.tools import DEPLOY, ROOT, find_tool, output, run
+
+COMPOSE_FILE = DEPLOY / "compose.yaml"
+COMPOSE_HINT = "apt-get install --no-install-recommends docker-compose (Debian), or the Compose v2 plugin"
+PEERLINK_SERVICES = {"migrate", "gateway-1", "gateway-2", "worker", "sandbox"}
+TRIAL_DATABASE_URL = "postgresql+asyncpg://peerlink:peerlink@postgres:5432/peerlink"
+SECRET_NAMES = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|API_KEY", re.IGNORECASE)
+# The trial database's own credentials: documented, and the database is never published on the host.
+ALLOWED_INLINE = {("postgres", "POSTGRES_PASSWORD"): "peerlink"}
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (the v2 plugin) where it answers, else the standalone `docker-compose`."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    return [find_tool("docker-compose", COMPOSE_HINT)]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment as a mapping, please (easier to check and to read)"
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    found = service.get("depends_on", {})
+    assert isinstance(found, dict), "depends_on in the long form, with a condition"
+    return {name: spec["condition"] for name, spec in found.items()}
+
+
+# --- Compose's own validation --------------------------------------------------------------------------
+
+
+def test_compose_accepts_the_file() -> None:
+    result = run([*compose_command(), "-f", str(COMPOSE_FILE), "config", "-q"])
+    assert result.returncode == 0, output(result)
+
+
+def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
+    """The check above can fail: a dependency on a service that does not exist is refused."""
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    broken["services"]["worker"]["depends_on"]["nowhere"] = {"condition": "service_started"}
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = run([*compose_command(), "-f", str(path), "config", "-q"], cwd=tmp_path)
+    assert result.returncode != 0, output(result)
+
+
+# --- shape -------------------------------------------------------------------------------------------
+
+
+def test_the_services(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == {"postgres", *PEERLINK_SERVICES}
+    for name, service in services.items():
+        assert "image" in service or "build" in service, f"{name} has neither image nor build"
+    assert str(services["postgres"]["image"]).startswith("postgres:15")
+
+
+def test_peerlink_services_build_the_one_image(services: dict[str, dict[str, Any]]) -> None:
+    for name in PEERLINK_SERVICES:
+        service = services[name]
+        assert service["image"] == "peerlink:local", name
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}, name
+        assert (COMPOSE_FILE.parent / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+
+
+def test_commands(services: dict[str, dict[str, Any]]) -> None:
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["gateway-1"]["command"] == services["gateway-2"]["command"] == ["serve"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["sandbox"]["command"] == ["sandbox", "--host", "0.0.0.0", "--port", "9090"]
+
+
+def test_start_order(services: dict[str, dict[str, Any]]) -> None:
+    assert depends_on(services["migrate"]) == {"postgres": "service_healthy"}
+    assert "healthcheck" in services["postgres"]
+    for name in ("gateway-1", "gateway-2", "worker"):
+        assert depends_on(services[name]) == {
+            "postgres": "service_healthy",
+            "migrate": "service_completed_successfully",
+        }, name
+    assert services["migrate"].get("restart") == "no"
+
+
+def test_health_checks_fit_each_role(services: dict[str, dict[str, Any]]) -> None:
+    """The image's HEALTHCHECK asks the gateway port: the gateways keep it, the others replace or drop it."""
+    for name in ("gateway-1", "gateway-2"):
+        assert "healthcheck" not in services[name], name
+    for name in ("migrate", "worker"):
+        assert services[name]["healthcheck"] == {"disable": True}, name
+    assert "9090" in " ".join(services["sandbox"]["healthcheck"]["test"])
+
+
+def test_two_gateways_on_two_host_ports(services: dict[str, dict[str, Any]]) -> None:
+    published = {name: services[name]["ports"] for name in ("gateway-1", "gateway-2")}
+    assert published == {"gateway-1": ["127.0.0.1:8081:8080"], "gateway-2": ["127.0.0.1:8082:8080"]}
+    assert "ports" not in services["postgres"], "the trial database stays on the compose network"
+
+
+def test_environment(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("migrate", "gateway-1", "gateway-2", "worker"):
+        env = environment(services[name])
+        assert env["PEERLINK_DATABASE_URL"] == TRIAL_DATABASE_URL, name
+        assert env["PEERLINK_LOG_JSON"] == "true", name
+    assert environment(services["sandbox"])["PEERLINK_LOG_JSON"] == "true"
+
+
+def test_every_peerlink_variable_is_a_setting(services: dict[str, dict[str, Any]]) -> None:
+    settings = {f"PEERLINK_{name.upper()}" for name in Settings.model_fields}
+    used = {key for s in services.values() for key in environment(s) if key.startswith("PEERLINK_")}
+    assert used - settings == set(), "compose sets variables no setting reads"
+
+
+def test_secrets_are_read_only_mounts_from_deploy_secrets(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("gateway-1", "gateway-2", "worker"):
+        volumes = services[name]["volumes"]
+        assert "./secrets/keys:/var/lib/peerlink/keys:ro" in volumes, name
+        for volume in volumes:
+            source = volume.split(":")[0]
+            if source.startswith("./secrets/"):
+                assert volume.endswith(":ro"), f"{name}: {volume} must be read-only"
+        assert environment(services[name])["PEERLINK_KEYS_DIR"] == "/var/lib/peerlink/keys"
+
+
+def test_no_secret_value_inline(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if SECRET_NAMES.search(key) and not key.endswith("_FILE"):
+                assert ALLOWED_INLINE.get((name, key)) == value, f"{name}: {key} holds a secret inline"
+            if key.endswith("_URL"):
+                password = re.match(r"^[a-z+]+://[^:/@]+:([^@]+)@", value)
+                assert password is None or value == TRIAL_DATABASE_URL, f"{name}: {key} carries a password"
+    text = COMPOSE_FILE.read_text()
+    for marker in ("PRIVATE KEY", '"kty"', "kty:"):
+        assert marker not in text
+
+
+def test_hardening(services: dict[str, dict[str, Any]]) -> None:
+    for name in PEERLINK_SERVICES:
+        service = services[name]
+        assert service.get("read_only") is True, name
+        assert "/tmp" in service.get("tmpfs", []), name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+
+
+def test_deploy_secrets_is_gitignored() -> None:
+    git = find_tool("git", "apt-get install git")
+    ignored = run([git, "check-ignore", "-q", "deploy/secrets/keys/signing-keys.json"], cwd=ROOT)
+    assert ignored.returncode == 0, "deploy/secrets/ must be in .gitignore (all but its README)"
+    kept = run([git, "check-ignore", "-q", "deploy/secrets/README.md"], cwd=ROOT)
+    assert kept.returncode == 1, "deploy/secrets/README.md should stay tracked"
