@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from service import __version__
-from service.api import health, problems
+from service.api import admin, auth, health, problems
 from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
+from service.auth import runtime as security
 from service.settings import Settings, get_settings
 from service.store import Database
 
@@ -22,7 +24,13 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    *,
+    outbound: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """``outbound`` carries the gateway's own fetches (client JWKS URLs, an external issuer's keys)."""
     settings = settings or get_settings()
     owns_database = database is None
     database = database or Database(settings.database_url, echo=settings.db_echo)
@@ -37,9 +45,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.program_cache = {}
+    app.state.security = security.build(settings, database, outbound)
     problems.install(app)
     app.include_router(fhir_router())  # first: the hot read path matches before the peer routes
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(peer_router())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -8,10 +8,14 @@ from typing import Annotated
 
 import typer
 
+from service.cli_auth import clients_app, ensure_demo_client, keys_app, token
 from service.logs import configure_logging
 from service.settings import Settings, get_settings
 
 app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.command("token")(token)
 
 
 def _settings() -> Settings:
@@ -48,6 +52,8 @@ def seed() -> None:
 
     created = asyncio.run(run())
     typer.echo("demo data seeded" if created else "demo data already present")
+    client = ensure_demo_client(settings)
+    typer.echo(f"demo client {'registered' if client else 'already registered'}: try  peerlink token")
 
 
 @app.command()
@@ -67,8 +73,11 @@ def serve(
     typer.echo(
         f"PeerLink gateway on {base}\n"
         f"  API docs      {base}/docs\n"
-        f"  peer API      {base}/peer/v1  (try: curl {base}/peer/v1/participants)\n"
+        f"  token         .venv/bin/peerlink token   (the demo client's access token)\n"
+        f'  peer API      {base}/peer/v1  (try: curl -H "Authorization: Bearer $(.venv/bin/peerlink token)" '
+        f"{base}/peer/v1/participants)\n"
         f"  FHIR base     {base}/fhir  (try: curl {base}/fhir/metadata)\n"
+        f"  SMART         {base}/.well-known/smart-configuration\n"
         f"  health        {base}/healthz  {base}/readyz"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -26,6 +27,31 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_json: bool = Field(default=True, description="Structured JSON logs (false: console format).")
     db_echo: bool = Field(default=False, description="Log SQL statements (never enable with real data).")
+    public_url: str | None = Field(
+        default=None,
+        description="The gateway's URL as clients see it (token audience and issuer); http://HOST:PORT when unset.",
+    )
+    keys_dir: Path = Field(
+        default=Path("var/keys"),
+        description="Folder of the token-signing keys (signing-keys.json) and the demo client's key pair.",
+    )
+    auth_required: bool = Field(
+        default=True,
+        description="Every /fhir and /peer request needs a bearer token. false only for local benchmarks.",
+    )
+    access_token_seconds: int = Field(default=300, ge=30, le=3600, description="Lifetime of issued access tokens.")
+    auth_external_issuer: str | None = Field(
+        default=None, description="Also accept access tokens from this issuer (a hospital's own IdP)."
+    )
+    auth_external_jwks_url: str | None = Field(default=None, description="JWKS URL of the external issuer.")
+    auth_external_audience: str | None = Field(
+        default=None, description="Audience the external issuer puts in tokens for PeerLink (default: public URL)."
+    )
+    http_timeout_seconds: float = Field(default=5.0, description="Timeout of outbound fetches (client JWKS URLs).")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,15 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.auth import clients
+from service.auth.keys import SigningKeys
 from service.domain import Program, ProgramFields
 from service.records.programs import create_program
 from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade
 from service.store.tables import metadata
+from tests.auth_support import FULL_SCOPES, ClientKey, fetch_token, rsa_key
 
 PG_URL = os.environ.get("PEERLINK_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
@@ -62,9 +66,26 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await db.dispose()
 
 
+BASE_URL = "http://peerlink.test"
+TOKEN_URL = f"{BASE_URL}/auth/token"
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token-signing key for the whole run (RSA key generation is the slow part)."""
+    path = tmp_path_factory.mktemp("keys")
+    SigningKeys(path).ensure()
+    return path
+
+
 @pytest.fixture
-def settings(database: Database) -> Settings:
-    return Settings(database_url=database.url.render_as_string(hide_password=False), max_body_bytes=64_000)
+def settings(database: Database, keys_dir: Path) -> Settings:
+    return Settings(
+        database_url=database.url.render_as_string(hide_password=False),
+        max_body_bytes=64_000,
+        public_url=BASE_URL,
+        keys_dir=keys_dir,
+    )
 
 
 @pytest.fixture
@@ -76,12 +97,55 @@ async def program(database: Database) -> Program:
         )
 
 
+async def register_client(
+    database: Database,
+    program: Program,
+    client_id: str,
+    scopes: str,
+    *,
+    key: ClientKey | None = None,
+    organization: str | None = None,
+) -> ClientKey:
+    key = key or rsa_key()
+    async with database.transaction() as conn:
+        await clients.add(
+            conn, program.id, client_id, scopes, datetime.now(UTC), jwks=key.jwks, organization=organization
+        )
+    return key
+
+
+async def token_headers(
+    http: httpx.AsyncClient,
+    database: Database,
+    program: Program,
+    client_id: str,
+    scopes: str = FULL_SCOPES,
+    *,
+    organization: str | None = None,
+    key: ClientKey | None = None,
+) -> dict[str, str]:
+    """Register a client and return the Authorization header of a token it obtained."""
+    key = await register_client(database, program, client_id, scopes, key=key, organization=organization)
+    token = await fetch_token(http, key, client_id, TOKEN_URL)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-async def client(settings: Settings, database: Database, program: Program) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(settings: Settings, database: Database, program: Program) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in process, no token."""
     app = create_app(settings, database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://peerlink.test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield http
+
+
+@pytest.fixture
+async def client(anonymous: httpx.AsyncClient, database: Database, program: Program) -> httpx.AsyncClient:
+    """The gateway in process, as the program's own full-scope client (a token from the real endpoint)."""
+    key = await register_client(database, program, "program-admin", FULL_SCOPES)
+    token = await fetch_token(anonymous, key, "program-admin", TOKEN_URL)
+    anonymous.headers["Authorization"] = f"Bearer {token}"
+    return anonymous
 
 
 # --- a line per backend in the summary, so CI shows that the PostgreSQL leg ran -----------------

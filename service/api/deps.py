@@ -8,11 +8,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from service.api.access import AccessDep
 from service.domain import Program
-from service.domain.errors import BadRequest, UnsupportedMediaType
+from service.domain.errors import BadRequest, Forbidden, UnsupportedMediaType
 from service.records.programs import get_by_code
 from service.settings import Settings
-from service.store import Database
+from service.store import Database, RecordRepository
+from service.store import kinds as k
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 PROGRAM_CACHE_SECONDS = 30.0  # a program's id never changes; its code is what requests name
@@ -35,19 +37,29 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 async def current_program(
     request: Request,
     database: DatabaseDep,
+    access: AccessDep,
     program: Annotated[
         str | None,
-        Header(alias="PeerLink-Program", description="Program code; the deployment's default when absent."),
+        Header(
+            alias="PeerLink-Program",
+            description="Program code. With authentication the token's client decides; a different code is a 403.",
+        ),
     ] = None,
 ) -> Program:
-    code = program or get_settings(request).default_program
+    key = access.program_id or program or get_settings(request).default_program
     cache: dict[str, tuple[float, Program]] = request.app.state.program_cache
-    cached = cache.get(code)
+    cached = cache.get(key)
     if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    async with database.read() as conn:
-        found = await get_by_code(conn, code)
-    cache[code] = (time.monotonic() + PROGRAM_CACHE_SECONDS, found)
+        found = cached[1]
+    else:
+        async with database.read() as conn:
+            if access.program_id is not None:
+                found = await RecordRepository(k.PROGRAMS).get(conn, None, access.program_id)
+            else:
+                found = await get_by_code(conn, key)
+        cache[key] = (time.monotonic() + PROGRAM_CACHE_SECONDS, found)
+    if program is not None and program != found.code:
+        raise Forbidden("the token's client belongs to another program")
     return found
 
 

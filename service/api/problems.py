@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.domain.errors import PeerLinkError
+from service.audit import AuditRecord, write
+from service.domain.errors import Forbidden, PeerLinkError, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("peerlink.errors")
@@ -122,7 +123,31 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
 
 async def _on_peerlink_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PeerLinkError)
-    return problem(request, exc.status, exc.detail, errors=exc.errors, title=exc.title, fhir_code=exc.fhir_code)
+    headers = None
+    if isinstance(exc, Unauthorized | Forbidden):
+        await _audit_refusal(request, exc)
+    if isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="peerlink", error="invalid_token"'}
+    return problem(
+        request, exc.status, exc.detail, errors=exc.errors, title=exc.title, fhir_code=exc.fhir_code, headers=headers
+    )
+
+
+async def _audit_refusal(request: Request, exc: PeerLinkError) -> None:
+    """Every 401 and 403 is recorded: who (as far as known), from where, what they asked for and why not."""
+    access = getattr(request.state, "access", None)
+    record = AuditRecord(
+        "security",
+        "access-refused",
+        "E",
+        "4",
+        client_id=access.client_id if access else getattr(request.state, "client_id", None),
+        organization=access.organization if access else None,
+        program_id=access.program_id if access else None,
+        address=request.client.host if request.client else None,
+        detail={"status": exc.status, "method": request.method, "path": request.url.path, "reason": exc.detail},
+    )
+    await write(request.app.state.database, record)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:

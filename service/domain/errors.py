@@ -27,6 +27,22 @@ class BadRequest(PeerLinkError):
     title = "Bad request"
 
 
+class Unauthorized(PeerLinkError):
+    """No bearer token, or one that does not verify (answered with WWW-Authenticate: Bearer)."""
+
+    status = 401
+    fhir_code = "login"
+    title = "Unauthorized"
+
+
+class Forbidden(PeerLinkError):
+    """A valid token whose scopes or data boundary do not cover the request."""
+
+    status = 403
+    fhir_code = "forbidden"
+    title = "Forbidden"
+
+
 class NotFound(PeerLinkError):
     status = 404
     fhir_code = "not-found"

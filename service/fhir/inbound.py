@@ -47,7 +47,9 @@ from service.domain.common import IdentifierType
 from service.domain.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     InvalidResource,
+    NotFound,
     PatchFailed,
     PreconditionFailed,
     RuleViolation,
@@ -127,6 +129,21 @@ class Outcome:
     resource_type: str
     resource_id: str
     created: bool
+
+
+async def written(
+    conn: AsyncConnection, program_id: str, outcome: Outcome, organization: str | None = None
+) -> repository.StoredResource:
+    """The stored resource an interaction left; a sender may only write what it may then read."""
+    try:
+        return await repository.current(conn, program_id, outcome.resource_type, outcome.resource_id, organization)
+    except NotFound:
+        if organization is None:
+            raise
+        raise Forbidden(
+            f"the {outcome.resource_type} written lies outside this client's data boundary "
+            "(a referral must name the client's organisation as its requester)"
+        ) from None
 
 
 async def run(database: Database, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -793,9 +810,20 @@ def _focus(entry: _Entry) -> str | None:
     return reference if isinstance(reference, str) else None
 
 
-async def transaction(conn: AsyncConnection, program: Program, bundle: Any, base: str) -> bytes:
+async def transaction(
+    conn: AsyncConnection,
+    program: Program,
+    bundle: Any,
+    base: str,
+    *,
+    permit: Callable[[str, str], None] | None = None,
+    organization: str | None = None,
+) -> bytes:
     """A transaction Bundle, all or nothing (the caller's database transaction): the
-    transaction-response Bundle with every entry's outcome and current resource."""
+    transaction-response Bundle with every entry's outcome and current resource.
+
+    ``permit(method, resource_type)`` is asked for every entry before anything is written; with an
+    ``organization`` (the sender's data boundary) every written resource must lie inside it."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("the body must be a Bundle")
     if bundle.get("type") == "batch":
@@ -803,6 +831,9 @@ async def transaction(conn: AsyncConnection, program: Program, bundle: Any, base
     if bundle.get("type") != "transaction":
         raise bad_request("Bundle.type", "must be transaction")
     entries = _entries(bundle)
+    if permit is not None:
+        for entry in entries:
+            permit(entry.method, entry.resource_type)
     ctx = MappingContext(program)
     known: dict[str, str] = {}  # fullUrl -> domain id
     by_url = {e.full_url: e for e in entries if e.full_url}
@@ -865,15 +896,17 @@ async def transaction(conn: AsyncConnection, program: Program, bundle: Any, base
                 conn, program, entry.target_id, entry.resource, expected_version=entry.if_match, where=where
             )
 
-    return await _response(conn, program.id, entries, base)
+    return await _response(conn, program.id, entries, base, organization)
 
 
-async def _response(conn: AsyncConnection, program_id: str, entries: Iterable[_Entry], base: str) -> bytes:
+async def _response(
+    conn: AsyncConnection, program_id: str, entries: Iterable[_Entry], base: str, organization: str | None
+) -> bytes:
     parts: list[tuple[str, bytes, dict[str, Any]]] = []
     for entry in entries:
         assert entry.outcome is not None
         done = entry.outcome
-        stored = await repository.current(conn, program_id, done.resource_type, done.resource_id)
+        stored = await written(conn, program_id, done, organization)
         path = f"{done.resource_type}/{done.resource_id}"
         response = {
             "status": "201 Created" if done.created else "200 OK",

@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.auth import boundary
 from service.domain import Program
 from service.records.fhir_preview import all_records, fhir_resources
 from service.store import RecordRepository
@@ -60,6 +61,7 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
 async def refresh(conn: AsyncConnection, program_id: str, kind: str, record: Any, now: datetime) -> None:
     """Re-project everything a change of one record touches."""
     program: Program = await RecordRepository(k.PROGRAMS).get(conn, None, program_id)
+    await boundary.sync(conn, program, kind, record)
     for preview_kind, record_id in await _affected(conn, program, kind, record):
         for resource in await fhir_resources(conn, program, preview_kind, record_id):
             await store(conn, program.id, resource, preview_kind, record_id, now)
@@ -92,6 +94,7 @@ async def store(
         "body": body,
         "source_kind": source_kind,
         "source_id": source_id,
+        "patient_id": boundary.compartment_patient(resource),
     }
     if current is None:
         result = await conn.execute(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.auth.boundary import version_visible, visible
 from service.domain.errors import NotFound
 from service.store import Database
 from service.store.repository import decode_cursor, encode_cursor
@@ -29,15 +30,17 @@ class HistoryPage:
     next_cursor: str | None
 
 
-async def current(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> StoredResource:
+async def current(
+    conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str, organization: str | None = None
+) -> StoredResource:
+    """``organization``: the reader's data boundary; what lies outside it is not found."""
     t = fhir_resources.c
-    row = (
-        await conn.execute(
-            select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
-                t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
-            )
-        )
-    ).first()
+    query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
+        t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
+    )
+    if (inside := visible(organization)) is not None:
+        query = query.where(inside)
+    row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no {resource_type} with that id")
     return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
@@ -49,12 +52,14 @@ _CURRENT_SQL = (
 )
 
 
-async def read_current(database: Database, program_id: str, resource_type: str, resource_id: str) -> StoredResource:
-    """The hot read. On a SQLite file: one keyed statement on a raw driver connection of the loop
-    reader (no statement compilation, no result processing); elsewhere ``current``."""
-    if database.loop_reader is None:
+async def read_current(
+    database: Database, program_id: str, resource_type: str, resource_id: str, organization: str | None = None
+) -> StoredResource:
+    """The hot read. On a SQLite file, for the program's own clients: one keyed statement on a raw
+    driver connection of the loop reader (no statement compilation, no result processing); else ``current``."""
+    if database.loop_reader is None or organization is not None:
         async with database.read() as conn:
-            return await current(conn, program_id, resource_type, resource_id)
+            return await current(conn, program_id, resource_type, resource_id, organization)
     raw = database.loop_reader.raw_connection()
     try:
         row = raw.cursor().execute(_CURRENT_SQL, (program_id, resource_type, resource_id)).fetchone()
@@ -66,19 +71,23 @@ async def read_current(database: Database, program_id: str, resource_type: str, 
 
 
 async def version(
-    conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str, version_id: int
+    conn: AsyncConnection,
+    program_id: str,
+    resource_type: str,
+    resource_id: str,
+    version_id: int,
+    organization: str | None = None,
 ) -> StoredResource:
     t = fhir_versions.c
-    row = (
-        await conn.execute(
-            select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
-                t.program_id == program_id,
-                t.resource_type == resource_type,
-                t.resource_id == resource_id,
-                t.version_id == version_id,
-            )
-        )
-    ).first()
+    query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
+        t.program_id == program_id,
+        t.resource_type == resource_type,
+        t.resource_id == resource_id,
+        t.version_id == version_id,
+    )
+    if (inside := version_visible(organization, fhir_versions)) is not None:
+        query = query.where(inside)
+    row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no version {version_id} of that {resource_type}")
     return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
@@ -93,6 +102,7 @@ async def history(
     since: datetime | None,
     count: int,
     cursor: str | None,
+    organization: str | None = None,
 ) -> HistoryPage:
     """Newest first, keyset-paged on the version row (stable while new versions are written)."""
     t = fhir_versions.c
@@ -108,11 +118,13 @@ async def history(
         query = query.where(t.last_updated >= since)
     if cursor is not None:
         query = query.where(t.pk < decode_cursor(cursor))
+    if (inside := version_visible(organization, fhir_versions)) is not None:
+        query = query.where(inside)
     rows = (await conn.execute(query)).all()
     more = len(rows) > count
     rows = rows[:count]
     if resource_id is not None and not rows and cursor is None:
-        await current(conn, program_id, resource_type, resource_id)  # 404 for an unknown resource
+        await current(conn, program_id, resource_type, resource_id, organization)  # 404: unknown or not visible
     entries = [
         StoredResource(r.resource_type, r.resource_id, r.version_id, r.last_updated, bytes(r.body)) for r in rows
     ]

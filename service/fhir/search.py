@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.auth.boundary import visible
 from service.domain.errors import BadRequest
 from service.store.tables import fhir_resources, fhir_search, fhir_versions
 from service.store.types import UTCDateTime
@@ -634,12 +635,17 @@ def _found(row: Any) -> Found:
     return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body))
 
 
-async def run(conn: AsyncConnection, program_id: str, query: SearchQuery) -> SearchResult:
+async def run(
+    conn: AsyncConnection, program_id: str, query: SearchQuery, organization: str | None = None
+) -> SearchResult:
+    """``organization``: the searcher's data boundary; matches and includes outside it do not exist."""
     compiler = _Compiler(program_id, query.resource_type)
+    inside = visible(organization)
     filters = [
         R.program_id == program_id,
         R.resource_type == query.resource_type,
         *(compiler.criterion(c) for c in query.criteria),
+        *([inside] if inside is not None else []),
     ]
     total = None
     # The first page counts its matches in the same statement (a window over the unlimited rows);
@@ -685,13 +691,16 @@ async def run(conn: AsyncConnection, program_id: str, query: SearchQuery) -> Sea
             )
         )
     matches = [_found(row) for row in rows]
-    included = await _included(conn, program_id, query, matches)
+    included = await _included(conn, program_id, query, matches, inside)
     return SearchResult(total, matches, included, next_cursor)
 
 
-async def _included(conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found]) -> list[Found]:
+async def _included(
+    conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], inside: Any
+) -> list[Found]:
     if not matches or not (query.includes or query.revincludes):
         return []
+    boundary = [inside] if inside is not None else []
     columns = (R.pk, R.resource_type, R.resource_id, R.body)
     seen = {(m.resource_type, m.resource_id) for m in matches}
     found: list[Found] = []
@@ -718,7 +727,7 @@ async def _included(conn: AsyncConnection, program_id: str, query: SearchQuery, 
         if not wanted:
             continue
         targets = or_(*(and_(R.resource_type == t, R.resource_id.in_(sorted(ids))) for t, ids in wanted.items()))
-        rows = await conn.execute(select(*columns).where(R.program_id == program_id, targets).order_by(R.pk))
+        rows = await conn.execute(select(*columns).where(R.program_id == program_id, targets, *boundary).order_by(R.pk))
         found += [_found(row) for row in rows]
     references = [f"{m.resource_type}/{m.resource_id}" for m in matches]
     for include in query.revincludes:
@@ -734,7 +743,7 @@ async def _included(conn: AsyncConnection, program_id: str, query: SearchQuery, 
         )
         rows = await conn.execute(
             select(*columns)
-            .where(R.program_id == program_id, R.resource_type == include.source_type, pointing)
+            .where(R.program_id == program_id, R.resource_type == include.source_type, pointing, *boundary)
             .order_by(R.pk)
         )
         found += [_found(row) for row in rows]

@@ -25,6 +25,7 @@ from service.records.programs import create_program
 from service.records.types import ALL
 from service.store import Database
 from tests import factories as f
+from tests.conftest import token_headers
 from tests.factories import World
 
 PEER = "/peer/v1"
@@ -587,13 +588,14 @@ async def test_unknown_record_id_is_404(client: httpx.AsyncClient) -> None:
 
 async def test_record_of_another_program_is_404(client: httpx.AsyncClient, database: Database) -> None:
     async with database.transaction() as conn:
-        await create_program(
+        other_program = await create_program(
             conn, ProgramFields(code="other", name="Other Peer Program", identifier_system="https://other.example/ids")
         )
-    other = {"PeerLink-Program": "other"}
+    other = await token_headers(client, database, other_program, "other-program")
+    ours = client.headers["Authorization"]
     client.headers.update(other)
     theirs = await World(client).build()
-    del client.headers["PeerLink-Program"]
+    client.headers["Authorization"] = ours
     before = await snapshot(client, other)
     expect = Expect()
     for op in ITEM_OPS:
@@ -775,7 +777,7 @@ async def test_reference_to_a_missing_record_is_422(client: httpx.AsyncClient, w
     await assert_nothing_stored(client, before)
 
 
-async def test_unknown_program_is_404(client: httpx.AsyncClient, world: World) -> None:
+async def test_naming_a_program_other_than_the_tokens_is_403(client: httpx.AsyncClient, world: World) -> None:
     expect = Expect()
     before = await snapshot(client)
     for op in OPS:
@@ -788,7 +790,7 @@ async def test_unknown_program_is_404(client: httpx.AsyncClient, world: World) -
                 None if body is None else encode(body),
                 headers={"PeerLink-Program": code},
             )
-            expect.problem(f"{op} [PeerLink-Program: {code!r}]", response, 404)
+            expect.problem(f"{op} [PeerLink-Program: {code!r}]", response, 403)
     expect.verify(at_least=len(OPS))
     await assert_nothing_stored(client, before)
 

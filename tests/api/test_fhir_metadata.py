@@ -5,6 +5,8 @@ routes), so these tests stay true as search and write routes are added."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -37,7 +39,8 @@ FHIR_COMMON = {"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"
 
 
 def make_app() -> FastAPI:
-    return create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    keys = Path(tempfile.mkdtemp(prefix="peerlink-keys-"))
+    return create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", public_url=BASE, keys_dir=keys))
 
 
 async def _stub() -> None:
@@ -109,8 +112,12 @@ async def test_is_a_valid_capability_statement(statement):
     assert statement["date"].endswith("Z")
     (rest,) = statement["rest"]
     assert rest["mode"] == "server"
-    security = rest["security"]["description"]
-    assert "SMART" in security and "PeerLink-Program" in security and "none is enforced" in security
+    security = rest["security"]["description"]  # served with this deployment's token URL
+    assert "SMART" in security and "RS384" in security
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    (oauth,) = rest["security"]["extension"]
+    assert oauth["url"].endswith("/oauth-uris")
+    assert oauth["extension"] == [{"url": "token", "valueUri": "http://peerlink.test/auth/token"}]
 
 
 async def test_lists_exactly_the_served_resource_types(statement):

@@ -6,6 +6,7 @@ import pytest
 from mappings.ids import fhir_id
 from service.domain.errors import NotFound
 from service.fhir.models import validate
+from tests.conftest import token_headers
 from tests.factories import World, consent_body, create
 
 
@@ -121,9 +122,12 @@ async def test_records_of_another_program_are_not_found(client, program, databas
 
     world = await World(client).build()
     async with database.transaction() as conn:
-        await create_program(conn, ProgramFields(code="other", name="Other", identifier_system="https://o.example.org"))
+        other = await create_program(
+            conn, ProgramFields(code="other", name="Other", identifier_system="https://o.example.org")
+        )
     url = f"/fhir/Patient/{_id(program, 'participant', world.ids['participant'])}"
-    assert (await client.get(url, headers={"PeerLink-Program": "other"})).status_code == 404
+    headers = await token_headers(client, database, other, "other-program")
+    assert (await client.get(url, headers=headers)).status_code == 404
 
 
 async def test_errors_are_operation_outcomes(client):

@@ -13,6 +13,7 @@ import pytest
 
 from mappings.ids import fhir_id
 from service.fhir.search_params import SEARCH_PARAMS
+from tests.conftest import token_headers
 from tests.factories import TODAY, World, at, create, encounter_body, participant_body
 
 NOBODY = "00000000-0000-0000-0000-000000000000"
@@ -529,10 +530,10 @@ async def test_searches_stay_inside_the_program(client, database, world):
     from service.records.programs import create_program
 
     async with database.transaction() as conn:
-        await create_program(
+        other_program = await create_program(
             conn, ProgramFields(code="other", name="Other", identifier_system="https://other.example/ids")
         )
-    other = {"PeerLink-Program": "other"}
+    other = await token_headers(client, database, other_program, "other-program")
     assert (await search(client, "Patient", headers=other))["total"] == 0
     assert (await search(client, f"Encounter?patient={world['patient']}", headers=other))["total"] == 0
     assert found(await search(client, "Organization", headers=other)) != found(await search(client, "Organization"))

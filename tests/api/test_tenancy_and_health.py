@@ -3,16 +3,17 @@
 from service.domain import ProgramFields
 from service.records.programs import create_program
 from service.settings import Settings
+from tests.conftest import token_headers
 from tests.factories import World
 
 
 async def test_records_of_one_program_are_invisible_to_another(client, database):
     world = await World(client).build()
     async with database.transaction() as conn:
-        await create_program(
+        other_program = await create_program(
             conn, ProgramFields(code="other", name="Other Program", identifier_system="https://other.example.org/ids")
         )
-    other = {"PeerLink-Program": "other"}
+    other = await token_headers(client, database, other_program, "other-program")
     assert (await client.get("/peer/v1/participants", headers=other)).json()["items"] == []
     read = await client.get(f"/peer/v1/participants/{world.ids['participant']}", headers=other)
     assert read.status_code == 404

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -31,15 +32,33 @@ def seeded_env(workdir: Path, log_level: str = "WARNING") -> dict[str, str]:
         "PEERLINK_LOG_LEVEL": log_level,
         "PEERLINK_HOST": "127.0.0.1",
         "PEERLINK_PORT": str(free_port()),
+        "PEERLINK_KEYS_DIR": str(workdir / "keys"),
     }
     for step in ("migrate", "seed"):
         subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
     return env
 
 
+def cli_token(env: dict[str, str], scope: str | None = None) -> str:
+    """`peerlink token`: the seeded demo client's access token, from the running gateway's token endpoint."""
+    command = [PEERLINK, "token", *(["--scope", scope] if scope else [])]
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
+
+
+class Gateway(NamedTuple):
+    base: str
+    """http://127.0.0.1:PORT"""
+    log: Path
+    env: dict[str, str]
+
+    def headers(self, scope: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {cli_token(self.env, scope)}"}
+
+
 @contextmanager
-def running_gateway(workdir: Path, log_level: str = "WARNING") -> Iterator[tuple[str, Path]]:
-    """Yields the base URL (http://127.0.0.1:PORT) and the path of the gateway's log."""
+def running_gateway(workdir: Path, log_level: str = "WARNING") -> Iterator[Gateway]:
+    """Yields the running gateway: base URL, log file, environment (for `peerlink token`)."""
     env = seeded_env(workdir, log_level)
     log = workdir / "gateway.log"
     with log.open("w") as out:
@@ -56,7 +75,7 @@ def running_gateway(workdir: Path, log_level: str = "WARNING") -> Iterator[tuple
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "gateway did not become ready"
             time.sleep(0.2)
-        yield base, log
+        yield Gateway(base, log, env)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)

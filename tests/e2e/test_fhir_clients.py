@@ -20,7 +20,7 @@ from fhirclient.models.servicerequest import ServiceRequest  # type: ignore[impo
 from fhirclient.models.task import Task  # type: ignore[import-untyped]
 from fhirpy import AsyncFHIRClient
 
-from tests.e2e.gateway import running_gateway
+from tests.e2e.gateway import Gateway, cli_token, running_gateway
 
 pytestmark = pytest.mark.e2e
 SEEDED_ENCOUNTERS = 24
@@ -32,16 +32,29 @@ TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`peerlink migrate`, `seed` and `serve` on a free loopback port; yields the FHIR base URL."""
-    with running_gateway(tmp_path_factory.mktemp("fhir-clients")) as (base, _):
-        yield f"{base}/fhir"
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """`peerlink migrate`, `seed` and `serve` on a free loopback port."""
+    with running_gateway(tmp_path_factory.mktemp("fhir-clients")) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")
-def patient_ids(gateway: str) -> list[str]:
+def gateway(running: Gateway) -> str:
+    """The FHIR base URL."""
+    return f"{running.base}/fhir"
+
+
+@pytest.fixture(scope="module")
+def token(running: Gateway) -> str:
+    """An access token the seeded demo client obtained from the token endpoint (`peerlink token`)."""
+    return cli_token(running.env)
+
+
+@pytest.fixture(scope="module")
+def patient_ids(gateway: str, token: str) -> list[str]:
     """Ids of seeded Patients (from type-level history, which needs no search)."""
-    bundle = httpx.get(f"{gateway}/Patient/_history", params={"_count": 500}).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    bundle = httpx.get(f"{gateway}/Patient/_history", params={"_count": 500}, headers=auth).json()
     ids = sorted({entry["resource"]["id"] for entry in bundle["entry"]})
     assert len(ids) >= 3
     return ids
@@ -104,8 +117,8 @@ def own_referral_id(service_request: dict[str, Any]) -> str | None:
 # --- fhirpy ---------------------------------------------------------------------------------------
 
 
-async def test_fhirpy_reads_a_patient(gateway, patient_ids):
-    client = AsyncFHIRClient(gateway)
+async def test_fhirpy_reads_a_patient(gateway, token, patient_ids):
+    client = AsyncFHIRClient(gateway, authorization=f"Bearer {token}")
     patient = await client.reference("Patient", patient_ids[0]).to_resource()
     assert patient["resourceType"] == "Patient"
     assert patient["id"] == patient_ids[0]
@@ -113,8 +126,8 @@ async def test_fhirpy_reads_a_patient(gateway, patient_ids):
     assert patient["name"][0]["family"]
 
 
-async def test_fhirpy_pages_encounters_and_includes_patients(gateway):
-    client = AsyncFHIRClient(gateway)
+async def test_fhirpy_pages_encounters_and_includes_patients(gateway, token):
+    client = AsyncFHIRClient(gateway, authorization=f"Bearer {token}")
     # async iteration follows the Bundle's next links until there are none
     encounters = await client.resources("Encounter").limit(PAGE).fetch_all()
     ids = [e["id"] for e in encounters]
@@ -133,8 +146,8 @@ async def test_fhirpy_pages_encounters_and_includes_patients(gateway):
     assert theirs and all(e["subject"]["reference"] == f"Patient/{patient_id}" for e in theirs)
 
 
-async def test_fhirpy_creates_a_referral(gateway, patient_ids):
-    client = AsyncFHIRClient(gateway)
+async def test_fhirpy_creates_a_referral(gateway, token, patient_ids):
+    client = AsyncFHIRClient(gateway, authorization=f"Bearer {token}")
     patient_id = patient_ids[1]
     service_request = client.resource("ServiceRequest", **referral(patient_id, f"ORD-FHIRPY-{uuid.uuid4().hex[:8]}"))
     await service_request.create()
@@ -154,10 +167,13 @@ async def test_fhirpy_creates_a_referral(gateway, patient_ids):
 
 
 @pytest.fixture(scope="module")
-def smart(gateway: str) -> smart_client.FHIRClient:
-    """The SMART client reads the CapabilityStatement first, parsed by its own R4 models."""
+def smart(gateway: str, token: str) -> smart_client.FHIRClient:
+    """The SMART client reads the CapabilityStatement first (parsed by its own R4 models, its security
+    block telling it this is an OAuth2 server), then signs requests with the backend token."""
     client = smart_client.FHIRClient(settings={"app_id": "peerlink-e2e", "api_base": gateway + "/"})
     client.prepare()
+    assert client.server.auth is not None
+    client.server.auth.access_token = token
     return client
 
 

@@ -17,27 +17,34 @@ def gateway(tmp_path_factory):
         yield running
 
 
-def test_seeded_gateway_serves_the_peer_api(gateway):
-    base, _ = gateway
-    participants = httpx.get(f"{base}/peer/v1/participants").json()["items"]
+@pytest.fixture(scope="module")
+def http(gateway):
+    with httpx.Client(base_url=gateway.base, headers=gateway.headers()) as client:
+        yield client
+
+
+def test_seeded_gateway_serves_the_peer_api(gateway, http):
+    base = ""
+    assert httpx.get(f"{gateway.base}/peer/v1/participants").status_code == 401  # no token, no data
+    participants = http.get(f"{base}/peer/v1/participants").json()["items"]
     assert len(participants) == 12
-    assert len(httpx.get(f"{base}/peer/v1/specialists").json()["items"]) == 3
-    statuses = {r["status"] for r in httpx.get(f"{base}/peer/v1/referrals").json()["items"]}
+    assert len(http.get(f"{base}/peer/v1/specialists").json()["items"]) == 3
+    statuses = {r["status"] for r in http.get(f"{base}/peer/v1/referrals").json()["items"]}
     assert statuses == {"requested", "accepted", "in-progress", "completed"}
-    encounters = httpx.get(f"{base}/peer/v1/encounters", params={"limit": 500}).json()["items"]
+    encounters = http.get(f"{base}/peer/v1/encounters", params={"limit": 500}).json()["items"]
     assert len(encounters) == 24 and all(e["billable_units"] >= 2 for e in encounters)
-    notes = httpx.get(f"{base}/peer/v1/notes", params={"status": "final", "limit": 500}).json()["items"]
+    notes = http.get(f"{base}/peer/v1/notes", params={"status": "final", "limit": 500}).json()["items"]
     assert len(notes) == 24
-    assert len(httpx.get(f"{base}/peer/v1/care-team-members", params={"limit": 500}).json()["items"]) == 24
-    assert "/peer/v1/participants" in httpx.get(f"{base}/openapi.json").json()["paths"]
+    assert len(http.get(f"{base}/peer/v1/care-team-members", params={"limit": 500}).json()["items"]) == 24
+    assert "/peer/v1/participants" in http.get(f"{base}/openapi.json").json()["paths"]
 
 
-def test_logs_carry_request_ids_but_no_phi(gateway):
-    base, log = gateway
-    participant = httpx.get(f"{base}/peer/v1/participants", params={"limit": 1}).json()["items"][0]
-    httpx.get(f"{base}/peer/v1/participants/{participant['id']}")
-    httpx.post(f"{base}/peer/v1/participants", json={"name": {"family": "Zebulon-Quartz"}, "birth_date": "3000-01-01"})
-    httpx.get(f"{base}/peer/v1/participants", params={"birth_date": participant["birth_date"]})
+def test_logs_carry_request_ids_but_no_phi(gateway, http):
+    base, log = "", gateway.log
+    participant = http.get(f"{base}/peer/v1/participants", params={"limit": 1}).json()["items"][0]
+    http.get(f"{base}/peer/v1/participants/{participant['id']}")
+    http.post(f"{base}/peer/v1/participants", json={"name": {"family": "Zebulon-Quartz"}, "birth_date": "3000-01-01"})
+    http.get(f"{base}/peer/v1/participants", params={"birth_date": participant["birth_date"]})
     time.sleep(0.3)
     text = log.read_text()
     assert '"request_id"' in text

@@ -36,12 +36,34 @@ PREFIX = "/fhir"
 FORMATS = ["json", "application/fhir+json"]
 PATCH_FORMATS = ["application/json-patch+json"]
 SECURITY = (
-    "Authentication: none is enforced today. SMART on FHIR Backend Services (OAuth 2.0 client "
-    "credentials with a signed JWT assertion, system/*.read and system/*.write scopes) is coming and "
-    "will be required once it lands. Tenancy: the PeerLink-Program request header names the peer "
-    "program whose records a request reads and writes; without it the deployment's default program "
-    "is used. Deploy behind a network boundary that only trusted clients can reach until then."
+    "SMART on FHIR Backend Services: OAuth 2.0 client_credentials with a JWT client assertion signed "
+    "RS384 or ES384 (see /.well-known/smart-configuration). Every interaction but this statement needs "
+    "a bearer token whose SMART scopes (v1 system/Type.read|write, v2 system/Type.cruds) cover it. A "
+    "client acting for an outside organisation sees only what consents and its own referrals open to "
+    "it; the token's client decides the peer program (a different PeerLink-Program header is a 403)."
 )
+SMART_SERVICE = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR",
+            "display": "SMART-on-FHIR",
+        }
+    ]
+}
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def security_block(token_url: str) -> dict[str, Any]:
+    """rest.security with the SMART oauth-uris extension naming the token endpoint."""
+    return {
+        "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]}],
+        "cors": False,
+        "service": [SMART_SERVICE],
+        "description": SECURITY,
+    }
+
+
 # the order interactions are listed in (the order of the FHIR specification's value set)
 TYPE_INTERACTIONS = (
     "read",
@@ -299,7 +321,7 @@ def capability_statement(found: Served, *, base: str, date: datetime) -> dict[st
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": "PeerLink's FHIR R4 API: the peer program's records as FHIR resources.",
-        "security": {"cors": False, "description": SECURITY},
+        "security": security_block("http://localhost/auth/token"),
         "resource": resources,
     }
     if found.common_search:
@@ -361,5 +383,7 @@ def cached_statement(app: FastAPI) -> dict[str, Any]:
 @router.get("/metadata", summary="CapabilityStatement", operation_id="fhir_capabilities")
 async def capabilities(request: Request, pretty: PrettyDep) -> Response:
     statement = cached_statement(request.app)
-    body = {**statement, "implementation": {**statement["implementation"], "url": base_url(request)}}
+    token_url = f"{request.app.state.settings.base_url}/auth/token"
+    rest = [{**statement["rest"][0], "security": security_block(token_url)}]
+    body = {**statement, "rest": rest, "implementation": {**statement["implementation"], "url": base_url(request)}}
     return fhir_response(orjson.dumps(body), pretty=pretty)

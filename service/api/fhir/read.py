@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
+from service.api.access import AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.fhir import repository
 from service.fhir.bundle import splice
@@ -25,6 +26,7 @@ Cursor = Annotated[str | None, Query(alias="_cursor", max_length=200, descriptio
 async def _history(
     request: Request,
     program_id: str,
+    organization: str | None,
     database: DatabaseDep,
     resource_type: str,
     resource_id: str | None,
@@ -36,7 +38,14 @@ async def _history(
     resource_type = resource_type_of(resource_type)
     async with database.read() as conn:
         page = await repository.history(
-            conn, program_id, resource_type, resource_id, since=since, count=count, cursor=cursor
+            conn,
+            program_id,
+            resource_type,
+            resource_id,
+            since=since,
+            count=count,
+            cursor=cursor,
+            organization=organization,
         )
     base = base_url(request)
     links = [("self", str(request.url))]
@@ -64,13 +73,16 @@ async def history_type(
     request: Request,
     resource_type: str,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     pretty: PrettyDep,
     since: Since = None,
     count: Count = 50,
     cursor: Cursor = None,
 ) -> Response:
-    return await _history(request, program.id, database, resource_type, None, since, count, cursor, pretty)
+    return await _history(
+        request, program.id, access.organization, database, resource_type, None, since, count, cursor, pretty
+    )
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", operation_id="fhir_vread")
@@ -79,11 +91,13 @@ async def vread(
     resource_id: FhirId,
     version_id: Annotated[int, Path(ge=1)],
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     pretty: PrettyDep,
 ) -> Response:
+    resource_type = resource_type_of(resource_type)
     async with database.read() as conn:
-        found = await repository.version(conn, program.id, resource_type_of(resource_type), resource_id, version_id)
+        found = await repository.version(conn, program.id, resource_type, resource_id, version_id, access.organization)
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)
 
 
@@ -93,18 +107,27 @@ async def history_instance(
     resource_type: str,
     resource_id: FhirId,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     pretty: PrettyDep,
     since: Since = None,
     count: Count = 50,
     cursor: Cursor = None,
 ) -> Response:
-    return await _history(request, program.id, database, resource_type, resource_id, since, count, cursor, pretty)
+    return await _history(
+        request, program.id, access.organization, database, resource_type, resource_id, since, count, cursor, pretty
+    )
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read", operation_id="fhir_read")
 async def read(
-    resource_type: str, resource_id: FhirId, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
+    resource_type: str,
+    resource_id: FhirId,
+    program: ProgramDep,
+    access: AccessDep,
+    database: DatabaseDep,
+    pretty: PrettyDep,
 ) -> Response:
-    found = await repository.read_current(database, program.id, resource_type_of(resource_type), resource_id)
+    resource_type = resource_type_of(resource_type)
+    found = await repository.read_current(database, program.id, resource_type, resource_id, access.organization)
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.domain.errors import BadRequest, UnsupportedMediaType
 from service.fhir import search
@@ -47,13 +49,21 @@ def _lenient(request: Request) -> bool:
 
 
 async def _search(
-    request: Request, resource_type: str, program_id: str, database: DatabaseDep, pretty: bool, items: list[Any]
+    request: Request,
+    resource_type: str,
+    program_id: str,
+    access: Access,
+    database: DatabaseDep,
+    pretty: bool,
+    items: list[Any],
 ) -> Response:
     resource_type = resource_type_of(resource_type)
     base = base_url(request)
     query = search.parse(resource_type, items, lenient=_lenient(request), base=base)
     async with database.read() as conn:
-        result = await search.run(conn, program_id, query)
+        result = await search.run(conn, program_id, query, access.organization)
+    # included resources of a type the token may not read are left out (SMART scopes hold for includes too)
+    result = replace(result, included=[f for f in result.included if access.may_read(f.resource_type)])
     return fhir_response(search.bundle(query, result, base), pretty=pretty)
 
 
@@ -78,10 +88,15 @@ async def _form(request: Request) -> list[tuple[str, str]]:
     openapi_extra={"parameters": _CONTROLS},
 )
 async def search_get(
-    request: Request, resource_type: str, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
+    request: Request,
+    resource_type: str,
+    program: ProgramDep,
+    access: AccessDep,
+    database: DatabaseDep,
+    pretty: PrettyDep,
 ) -> Response:
     items = request.query_params.multi_items()
-    return await _search(request, resource_type, program.id, database, pretty, items)
+    return await _search(request, resource_type, program.id, access, database, pretty, items)
 
 
 @router.post(
@@ -97,7 +112,12 @@ async def search_get(
     },
 )
 async def search_post(
-    request: Request, resource_type: str, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
+    request: Request,
+    resource_type: str,
+    program: ProgramDep,
+    access: AccessDep,
+    database: DatabaseDep,
+    pretty: PrettyDep,
 ) -> Response:
     items = [*request.query_params.multi_items(), *await _form(request)]
-    return await _search(request, resource_type, program.id, database, pretty, items)
+    return await _search(request, resource_type, program.id, access, database, pretty, items)

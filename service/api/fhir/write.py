@@ -12,7 +12,9 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
+from service.auth.scopes import Interaction
 from service.domain import Program
 from service.domain.errors import BadRequest, UnsupportedMediaType
 from service.fhir import inbound, repository
@@ -77,8 +79,25 @@ def _answer(request: Request, outcome: inbound.Outcome, stored: StoredResource, 
     )
 
 
-async def _stored(conn: AsyncConnection, program_id: str, outcome: inbound.Outcome) -> StoredResource:
-    return await repository.current(conn, program_id, outcome.resource_type, outcome.resource_id)
+_WRITE_INTERACTIONS = {"POST": Interaction.CREATE, "PUT": Interaction.UPDATE, "PATCH": Interaction.UPDATE}
+
+
+def _permit(access: Access) -> Callable[[str, str], None]:
+    """A transaction entry's method and type against the token's scopes."""
+
+    def permit(method: str, resource_type: str) -> None:
+        access.require(resource_type, _WRITE_INTERACTIONS.get(method, Interaction.READ))
+
+    return permit
+
+
+async def _visible_or_404(
+    database: Database, program_id: str, resource_type: str, resource_id: str, access: Access
+) -> None:
+    """An organisation's client cannot change, nor learn of, a resource outside its boundary."""
+    if access.organization is not None:
+        async with database.read() as conn:
+            await repository.current(conn, program_id, resource_type, resource_id, access.organization)
 
 
 # POST [base]/ is documented here; POST [base] itself is added where the /fhir prefix is known
@@ -91,10 +110,16 @@ async def _stored(conn: AsyncConnection, program_id: str, outcome: inbound.Outco
     response_class=Response,
     responses={200: {"content": {FHIR_JSON: {}}, "description": "transaction-response Bundle"}},
 )
-async def transaction(request: Request, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep) -> Response:
+async def transaction(
+    request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep, pretty: PrettyDep
+) -> Response:
     body = await _json(request, FHIR_BODY)
     base = base_url(request)
-    result = await inbound.run(database, lambda conn: inbound.transaction(conn, program, body, base))
+    permit, organization = _permit(access), access.organization
+    result = await inbound.run(
+        database,
+        lambda conn: inbound.transaction(conn, program, body, base, permit=permit, organization=organization),
+    )
     return fhir_response(result, pretty=pretty)
 
 
@@ -102,6 +127,7 @@ async def _handle(
     request: Request,
     database: Database,
     program: Program,
+    access: Access,
     pretty: bool,
     act: Callable[[AsyncConnection], Awaitable[inbound.Outcome]],
 ) -> Response:
@@ -109,7 +135,7 @@ async def _handle(
 
     async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
         outcome = await act(conn)
-        return outcome, await _stored(conn, program.id, outcome)
+        return outcome, await inbound.written(conn, program.id, outcome, access.organization)
 
     outcome, stored = await inbound.run(database, work)
     return _answer(request, outcome, stored, pretty)
@@ -127,6 +153,7 @@ async def _handle(
 async def create_service_request(
     request: Request,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     pretty: PrettyDep,
     if_none_exist: IfNoneExist = None,
@@ -137,6 +164,7 @@ async def create_service_request(
         request,
         database,
         program,
+        access,
         pretty,
         lambda conn: inbound.receive_referral(conn, program, body, if_none_exist=if_none_exist),
     )
@@ -149,10 +177,14 @@ async def create_service_request(
     openapi_extra=RESOURCE_BODY,
     response_class=Response,
 )
-async def create_task(request: Request, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep) -> Response:
+async def create_task(
+    request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep, pretty: PrettyDep
+) -> Response:
     body = _resource(await _json(request, FHIR_BODY), "Task")
 
-    return await _handle(request, database, program, pretty, lambda conn: inbound.receive_task(conn, program, body))
+    return await _handle(
+        request, database, program, access, pretty, lambda conn: inbound.receive_task(conn, program, body)
+    )
 
 
 @router.put(
@@ -166,16 +198,19 @@ async def update_task(
     request: Request,
     resource_id: FhirId,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     pretty: PrettyDep,
 ) -> Response:
     body = await _json(request, FHIR_BODY)
 
+    await _visible_or_404(database, program.id, "Task", resource_id, access)
     return await _handle(
         request,
         database,
         program,
+        access,
         pretty,
         lambda conn: inbound.update_task(conn, program, resource_id, body, expected_version=expected_version),
     )
@@ -192,16 +227,19 @@ async def patch_task(
     request: Request,
     resource_id: FhirId,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     pretty: PrettyDep,
 ) -> Response:
     patch = await _json(request, JSON_PATCH)
 
+    await _visible_or_404(database, program.id, "Task", resource_id, access)
     return await _handle(
         request,
         database,
         program,
+        access,
         pretty,
         lambda conn: inbound.patch_task(conn, program, resource_id, patch, expected_version=expected_version),
     )

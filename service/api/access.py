@@ -1,0 +1,166 @@
+"""Who is asking, and may they: the bearer token of every /fhir and /peer request, checked once per
+request; the scope each route needs; the data boundary the queries carry.
+
+Every route of the two routers has an entry in :data:`RULES` (a test checks); a route without one
+is refused, never silently allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.auth.runtime import Security
+from service.auth.scopes import ADMIN_SCOPE, Interaction, Permissions
+from service.domain.errors import Forbidden, Unauthorized
+from service.domain.referral import ReferralAction
+from service.records.types import ALL
+
+ALL_PERMISSIONS = Permissions({"*": "cruds"}, admin=True)
+
+
+@dataclass(frozen=True)
+class Access:
+    client_id: str | None
+    """None when the deployment runs without authentication (PEERLINK_AUTH_REQUIRED=false)."""
+    program_id: str | None
+    """The client's program; None without authentication (the PeerLink-Program header decides)."""
+    organization: str | None
+    """The organisation the client acts for (its data boundary); None: the program itself."""
+    permissions: Permissions
+
+    def require(self, resource_type: str, interaction: Interaction) -> None:
+        if not self.permissions.allows(resource_type, interaction):
+            raise Forbidden(
+                f"the token's scopes do not allow {interaction.name.lower()} of {resource_type} "
+                f"(needs system/{resource_type}.{interaction.value})"
+            )
+
+    def require_admin(self) -> None:
+        if not self.permissions.admin:
+            raise Forbidden(f"this route needs the {ADMIN_SCOPE} scope")
+
+    def may_read(self, resource_type: str) -> bool:
+        return self.permissions.allows(resource_type, Interaction.READ)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send an access token: Authorization: Bearer <token> (POST /auth/token issues one)")
+    return token.strip()
+
+
+async def current_access(request: Request) -> Access:
+    cached: Access | None = getattr(request.state, "access", None)
+    if cached is not None:
+        return cached
+    if not request.app.state.settings.auth_required:
+        access = Access(None, None, None, ALL_PERMISSIONS)
+    else:
+        security: Security = request.app.state.security
+        verified = await security.verifier.verify(_bearer(request))
+        request.state.client_id = verified.client_id
+        client = await security.client(verified.client_id)
+        if client is None:
+            raise Unauthorized("the token's client is not registered here")
+        if client.disabled:
+            raise Unauthorized("the token's client is disabled")
+        allowed = Permissions.of(client.scopes.split())
+        granted = Permissions.of(verified.scopes)
+        permissions = Permissions(
+            {t: "".join(p for p in letters if p in allowed.for_type(t)) for t, letters in granted.by_type.items()},
+            granted.admin and allowed.admin,
+        )
+        access = Access(client.client_id, client.program_id, client.organization, permissions)
+    request.state.access = access
+    return access
+
+
+AccessDep = Annotated[Access, Depends(current_access)]
+
+
+@dataclass(frozen=True)
+class Rule:
+    interaction: Interaction | None
+    """None: any valid token (the handler checks what the body asks for)."""
+    resource_type: str | None = None
+    """None: the route's {resource_type} path parameter."""
+    peer: bool = False
+    """A peer API route: the program's own clients only."""
+    admin: bool = False
+
+
+_FHIR_RULES = {
+    "fhir_read": Rule(Interaction.READ),
+    "fhir_vread": Rule(Interaction.READ),
+    "fhir_history": Rule(Interaction.READ),
+    "fhir_history_type": Rule(Interaction.READ),
+    "fhir_search": Rule(Interaction.SEARCH),
+    "fhir_search_post": Rule(Interaction.SEARCH),
+    "fhir_create_service_request": Rule(Interaction.CREATE, "ServiceRequest"),
+    "fhir_create_task": Rule(Interaction.CREATE, "Task"),
+    "fhir_update_task": Rule(Interaction.UPDATE, "Task"),
+    "fhir_patch_task": Rule(Interaction.UPDATE, "Task"),
+    "fhir_transaction": Rule(None),
+    "fhir_transaction_base": Rule(None),
+}
+FHIR_TYPE_OF_KIND = {
+    "specialist": "Practitioner",
+    "participant": "Patient",
+    "care_team_member": "CareTeam",
+    "encounter": "Encounter",
+    "note": "DocumentReference",
+    "referral": "ServiceRequest",
+    "consent": "Consent",
+    "goal": "Goal",
+}
+_PEER_RULES: dict[str, Rule] = {
+    f"{verb}_{rtype.stored.name}": Rule(interaction, FHIR_TYPE_OF_KIND[rtype.stored.name], peer=True)
+    for rtype in ALL
+    for verb, interaction in (
+        ("create", Interaction.CREATE),
+        ("read", Interaction.READ),
+        ("update", Interaction.UPDATE),
+        ("list", Interaction.SEARCH),
+    )
+}
+_PEER_RULES |= {
+    f"{action}_referral": Rule(Interaction.UPDATE, "ServiceRequest", peer=True) for action in ReferralAction
+}
+_PEER_RULES |= {
+    "sign_note": Rule(Interaction.UPDATE, "DocumentReference", peer=True),
+    "amend_note": Rule(Interaction.CREATE, "DocumentReference", peer=True),
+    "retract_note": Rule(Interaction.UPDATE, "DocumentReference", peer=True),
+    "revoke_consent": Rule(Interaction.UPDATE, "Consent", peer=True),
+    "read_program": Rule(None, peer=True),
+}
+RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
+
+
+async def authorize(request: Request, access: AccessDep) -> None:
+    """Router-level dependency: the route's rule against the token."""
+    route = request.scope.get("route")
+    rule = RULES.get(getattr(route, "operation_id", None) or "")
+    if rule is None:
+        raise Forbidden("this route has no access rule")
+    if access.client_id is None:
+        return
+    if rule.peer and access.organization is not None:
+        raise Forbidden("the peer API serves the program's own clients; an organisation's client uses /fhir")
+    if rule.admin:
+        access.require_admin()
+    if rule.interaction is not None:
+        resource_type = rule.resource_type or str(request.path_params.get("resource_type", ""))
+        access.require(resource_type, rule.interaction)
+
+
+async def require_admin(access: AccessDep) -> Access:
+    access.require_admin()
+    return access
+
+
+AdminDep = Annotated[Access, Depends(require_admin)]

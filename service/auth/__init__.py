@@ -1,0 +1,1 @@
+"""SMART backend-services security: authorization server, token checks, scopes, data boundaries."""

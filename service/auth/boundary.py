@@ -1,0 +1,153 @@
+"""Data boundaries: what an outside organisation's client may see of the program's FHIR resources.
+
+A consent opens the participant's resources of the consented categories to the recipient
+organisation for the consent's period (until revoked); a referral opens to the clinic that sent it
+its own ServiceRequest and Task and the referred participant's Patient. Both are kept as rows of
+``access_grants``, rewritten in the transaction that changes the consent or referral, and every
+read, search, include and history query of an organisation's client carries :func:`visible`.
+The program's own clients (no organisation) see everything of the program.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mappings.ids import fhir_id
+from service.domain import Program
+from service.domain.common import Organization
+from service.domain.consent import Consent, DataCategory
+from service.domain.referral import Referral
+from service.store.tables import access_grants, fhir_resources
+
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+PUBLIC_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization"})
+"""Resources about the program's staff and organisations: no participant's data, visible to any
+client whose scopes allow the type."""
+
+CATEGORY_TYPES: dict[DataCategory, tuple[str, ...]] = {
+    DataCategory.DEMOGRAPHICS: ("Patient",),
+    DataCategory.ENCOUNTERS: ("Encounter",),
+    DataCategory.NOTES: ("DocumentReference",),
+    DataCategory.CARE_TEAM: ("CareTeam",),
+    DataCategory.REFERRALS: ("ServiceRequest", "Task"),
+    DataCategory.GOALS: ("Goal",),
+}
+_NPI = re.compile(r"^\d{10}$")
+_PATIENT_REF = re.compile(r"^Patient/([A-Za-z0-9\-.]{1,64})$")
+
+
+def normalize_organization(text: str) -> str:
+    """A client's organisation as registered: ``system|value`` of its identifier, or a bare NPI."""
+    text = text.strip()
+    if _NPI.match(text):
+        return f"{NPI_SYSTEM}|{text}"
+    system, bar, value = text.partition("|")
+    if not bar or not system or not value:
+        raise ValueError("the organisation is its identifier as system|value, or a 10-digit NPI")
+    return text
+
+
+def organization_keys(organization: Organization) -> list[str]:
+    keys = []
+    if organization.npi:
+        keys.append(f"{NPI_SYSTEM}|{organization.npi}")
+    if organization.identifier:
+        keys.append(f"{organization.identifier.system}|{organization.identifier.value}")
+    return keys
+
+
+def compartment_patient(resource: dict[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (its own id for a Patient)."""
+    if resource.get("resourceType") == "Patient":
+        found: str | None = resource.get("id")
+        return found
+    for element in ("subject", "patient", "for"):
+        reference = (resource.get(element) or {}).get("reference")
+        match = _PATIENT_REF.match(reference or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+def _patient_id(program: Program, participant_id: str) -> str:
+    return fhir_id(program.identifier_system, "participant", participant_id)
+
+
+async def sync(conn: AsyncConnection, program: Program, kind: str, record: Any) -> None:
+    """Rewrite the grants a consent or referral gives (called with every change of either)."""
+    if kind not in ("consent", "referral"):
+        return
+    g = access_grants.c
+    await conn.execute(delete(access_grants).where(g.origin_kind == kind, g.origin_id == record.id))
+    rows: list[dict[str, Any]] = []
+    base = {"program_id": program.id, "patient_id": _patient_id(program, record.participant_id), "origin_kind": kind}
+    if isinstance(record, Consent) and record.revoked_at is None:
+        types = [("Consent", record.id)] + [(t, None) for c in record.categories for t in CATEGORY_TYPES[c]]
+        for organization in organization_keys(record.recipient):
+            rows += [
+                {
+                    **base,
+                    "organization": organization,
+                    "resource_type": resource_type,
+                    "source_id": source_id,
+                    "starts": record.period.start,
+                    "ends": record.period.end,
+                    "origin_id": record.id,
+                }
+                for resource_type, source_id in types
+            ]
+    elif isinstance(record, Referral):
+        types = [("Patient", None), ("ServiceRequest", record.id), ("Task", record.id)]
+        for organization in organization_keys(record.referring_organization):
+            rows += [
+                {
+                    **base,
+                    "organization": organization,
+                    "resource_type": resource_type,
+                    "source_id": source_id,
+                    "starts": None,
+                    "ends": None,
+                    "origin_id": record.id,
+                }
+                for resource_type, source_id in types
+            ]
+    if rows:
+        await conn.execute(insert(access_grants), rows)
+
+
+def visible(organization: str | None, today: date | None = None) -> ColumnElement[bool] | None:
+    """The condition on a ``fhir_resources`` row for what ``organization`` may see (None: no limit)."""
+    if organization is None:
+        return None
+    today = today or datetime.now(UTC).date()
+    r, g = fhir_resources.c, access_grants.c
+    granted = exists().where(
+        g.program_id == r.program_id,
+        g.organization == organization,
+        g.patient_id == r.patient_id,
+        g.resource_type == r.resource_type,
+        or_(g.source_id.is_(None), g.source_id == r.source_id),
+        or_(g.starts.is_(None), g.starts <= today),
+        or_(g.ends.is_(None), g.ends >= today),
+    )
+    public = and_(r.patient_id.is_(None), r.resource_type.in_(sorted(PUBLIC_TYPES)))
+    return or_(public, granted)
+
+
+def version_visible(organization: str | None, versions: Any) -> ColumnElement[bool] | None:
+    """For rows of ``fhir_versions``: the resource they are versions of is visible."""
+    condition = visible(organization)
+    if condition is None:
+        return None
+    r, v = fhir_resources.c, versions.c
+    return exists().where(
+        r.program_id == v.program_id,
+        r.resource_type == v.resource_type,
+        r.resource_id == v.resource_id,
+        condition,
+    )

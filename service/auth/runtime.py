@@ -1,0 +1,68 @@
+"""The security services one gateway process holds, built from the settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from service.settings import Settings
+from service.store import Database
+
+from . import clients
+from .clients import JwksFetcher, RegisteredClient
+from .keys import SigningKeys
+from .server import AuthorizationServer
+from .tokens import TokenIssuer, TokenVerifier
+
+CLIENT_CACHE_SECONDS = 5.0
+"""How long a registration is trusted without a re-read: disabling a client stops its tokens within this."""
+
+
+@dataclass
+class Security:
+    settings: Settings
+    database: Database
+    keys: SigningKeys
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    server: AuthorizationServer
+    _clients: dict[str, tuple[float, RegisteredClient | None]] = field(default_factory=dict)
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.settings.base_url}/auth/token"
+
+    def forget(self, client_id: str) -> None:
+        self._clients.pop(client_id, None)
+
+    async def client(self, client_id: str) -> RegisteredClient | None:
+        cached = self._clients.get(client_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self.database.read() as conn:
+            found = await clients.find(conn, client_id)
+        self._clients[client_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, found)
+        return found
+
+
+def build(settings: Settings, database: Database, transport: httpx.AsyncBaseTransport | None = None) -> Security:
+    """``transport`` carries outbound fetches (client and issuer JWKS URLs); tests put a fake under it."""
+    keys = SigningKeys(settings.keys_dir)
+    keys.ensure()
+    base = settings.base_url
+    issuer = TokenIssuer(keys, base, base, settings.access_token_seconds)
+    verifier = TokenVerifier(
+        keys,
+        base,
+        base,
+        external_issuer=settings.auth_external_issuer,
+        external_jwks_url=settings.auth_external_jwks_url,
+        external_audience=settings.auth_external_audience,
+        timeout=settings.http_timeout_seconds,
+        transport=transport,
+    )
+    fetcher = JwksFetcher(settings.http_timeout_seconds, transport)
+    server = AuthorizationServer(database, issuer, f"{base}/auth/token", fetcher)
+    return Security(settings, database, keys, issuer, verifier, server)
