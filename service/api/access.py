@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.auth.runtime import CLIENT_CACHE_SECONDS, Security
-from service.auth.scopes import ADMIN_SCOPE, Interaction, Permissions
+from service.auth.scopes import ADMIN_SCOPE, Interaction, Permissions, grantable
 from service.domain.errors import Forbidden, Unauthorized
 from service.domain.referral import ReferralAction
 from service.records.types import ALL
@@ -70,12 +70,10 @@ async def _authenticate(request: Request) -> Access:
         raise Unauthorized("the token's client is not registered here")
     if client.disabled:
         raise Unauthorized("the token's client is disabled")
-    allowed = Permissions.of(client.scopes.split())
-    granted = Permissions.of(verified.scopes)
-    permissions = Permissions(
-        {t: "".join(p for p in letters if p in allowed.for_type(t)) for t, letters in granted.by_type.items()},
-        granted.admin and allowed.admin,
-    )
+    if verified.issuer != security.settings.base_url and client.organization is None:
+        raise Unauthorized("an external issuer's token cannot act for the program's own clients")
+    # the registration is the ceiling: the intersection of the token's scopes and the registered ones
+    permissions = Permissions.of(grantable(" ".join(verified.scopes), client.scopes) if verified.scopes else [])
     access = Access(client.client_id, client.program_id, client.organization, permissions)
     # remembered until the token expires or the registration is due a re-read, whichever comes first
     until = min(now + CLIENT_CACHE_SECONDS, now + verified.expires_at - time.time())

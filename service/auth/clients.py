@@ -111,6 +111,10 @@ async def add(
         organization = normalize_organization(organization) if organization else None
     except ValueError as error:
         raise BadRequest(str(error)) from None
+    if organization is not None and scope_rules.ADMIN_SCOPE in allowed:
+        raise BadRequest(
+            f"an organisation's client cannot hold {scope_rules.ADMIN_SCOPE} (it could step outside its boundary)"
+        )
     scope_text = " ".join(allowed)
     values = {
         "client_id": client_id,

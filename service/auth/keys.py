@@ -32,7 +32,7 @@ def _new_key() -> dict[str, Any]:
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret file readable by its owner only (atomically: replicas never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
@@ -50,9 +50,21 @@ class SigningKeys:
 
     # --- file ----------------------------------------------------------------------------------------
     def ensure(self) -> None:
-        """Create the file with one key if there is none."""
-        if not self.path.exists():
-            self._save([_new_key()])
+        """Create the file with one key if there is none. Replicas starting together on an empty folder
+        agree: the file is linked into place only if absent, so the first one's key is everyone's."""
+        if self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = self.path.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps({"keys": [_new_key()]}, option=orjson.OPT_INDENT_2))
+        try:
+            os.link(candidate, self.path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
 
     def rotate(self, now: float | None = None) -> str:
         """Add a signing key; retire the current one; drop keys retired long enough ago. Returns the new kid."""

@@ -152,10 +152,18 @@ class TokenVerifier:
             validator.validate_token(claims, scopes=None, request=None)
         except (InvalidTokenError, JoseError, ValueError) as error:
             raise Unauthorized("the bearer token is invalid or expired") from error
+        if str(claims.header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            raise Unauthorized("the bearer token is not an access token (typ must be at+jwt)")
         scope = claims.get("scope") or ""
+        if isinstance(scope, str):
+            scopes = tuple(scope.split())
+        elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+            scopes = tuple(scope)
+        else:
+            raise Unauthorized("the bearer token's scope claim is malformed")
         verified = VerifiedToken(
             client_id=str(claims["client_id"]),
-            scopes=tuple(scope.split() if isinstance(scope, str) else scope),
+            scopes=scopes,
             expires_at=float(claims["exp"]),
             issuer=issuer,
         )

@@ -274,7 +274,12 @@ async def match_or_create_participant(
     for system, value in mrns:
         for participant_id in await _records_with_token(conn, program.id, "Patient", f"{system}|{value}"):
             candidate = await participants.find(conn, program.id, participant_id)
-            if candidate is not None and candidate.mrn(system) == value:
+            if (
+                candidate is not None
+                and candidate.mrn(system) == value
+                and candidate.birth_date == fields.birth_date
+                and (candidate.name.family or "").casefold() == (fields.name.family or "").casefold()
+            ):
                 found.add(participant_id)
     if len(found) > 1:
         raise refused(where("Patient.identifier"), "the Patient's MRNs belong to different participants")
