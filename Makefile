@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PEERLINK_DATABASE_URL ?= sqlite+aiosqlite:///var/peerlink.db
 
-.PHONY: run test lint typecheck pytest openapi bench clean
+.PHONY: run test lint typecheck pytest openapi bench clean sandbox
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/peerlink migrate
 	$(BIN)/peerlink seed
-	$(BIN)/peerlink serve
+	$(BIN)/peerlink up
 
 test: lint typecheck pytest
 
@@ -30,6 +30,9 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+sandbox: $(STAMP)
+	$(BIN)/peerlink sandbox
 
 openapi: $(STAMP)
 	$(BIN)/peerlink openapi --out openapi/peerlink.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,11 +11,12 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from service import __version__
-from service.api import admin, auth, health, problems
+from service.api import admin, admin_exchange, auth, health, problems
 from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
+from service.exchange.worker import Worker
 from service.settings import Settings, get_settings
 from service.store import Database
 
@@ -30,14 +32,22 @@ def create_app(
     *,
     outbound: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """``outbound`` carries the gateway's own fetches (client JWKS URLs, an external issuer's keys)."""
+    """``outbound`` carries the gateway's own outbound HTTP (client JWKS URLs, an external issuer's
+    keys, and the in-process worker's EHR calls)."""
     settings = settings or get_settings()
     owns_database = database is None
     database = database or Database(settings.database_url, echo=settings.db_echo)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker = None
+        if settings.worker_in_process:  # make run: one process delivers too (replicas run `peerlink worker`)
+            worker = asyncio.create_task(Worker(database, settings, transport=outbound).run(stop))
         yield
+        stop.set()
+        if worker is not None:
+            await worker
         if owns_database:
             await database.dispose()
 
@@ -46,11 +56,13 @@ def create_app(
     app.state.database = database
     app.state.program_cache = {}
     app.state.security = security.build(settings, database, outbound)
+    app.state.outbound = outbound
     problems.install(app)
     app.include_router(fhir_router())  # first: the hot read path matches before the peer routes
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(admin_exchange.router)
     app.include_router(peer_router())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -9,13 +9,22 @@ from typing import Annotated
 import typer
 
 from service.cli_auth import clients_app, ensure_demo_client, keys_app, token
+from service.cli_exchange import deadletters_app, ehr_app, worker
+from service.cli_up import up
 from service.logs import configure_logging
+from service.sandbox.cli import check, sandbox_app
 from service.settings import Settings, get_settings
 
 app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.command("token")(token)
+app.add_typer(ehr_app, name="ehr")
+app.add_typer(deadletters_app, name="deadletters")
+app.command("worker")(worker)
+app.add_typer(sandbox_app, name="sandbox")
+app.command("check")(check)
+app.command("up")(up)
 
 
 def _settings() -> Settings:

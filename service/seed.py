@@ -31,6 +31,17 @@ from service.records import types as rt
 from service.records.programs import create_program, find_by_code
 
 DEMO_CODE = "demo"
+SANDBOX_HOSPITAL = {
+    "name": "Sandbox General Hospital",
+    "identifier": {
+        "type": "other",
+        "system": "https://sandbox-hospital.example.org/fhir/sid/organization",
+        "value": "SGH",
+    },
+}
+"""The sandbox EHR's hospital (its Organization identifier): the demo consents name it, so the
+demo participants' sessions and notes flow to the sandbox."""
+SANDBOX_HOSPITAL_KEY = "https://sandbox-hospital.example.org/fhir/sid/organization|SGH"
 HOSPITAL_MRN_SYSTEM = "https://sandbox-hospital.example.org/fhir/sid/mrn"
 
 _SPECIALISTS: list[dict[str, Any]] = [
@@ -229,7 +240,7 @@ async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program
             ConsentFields.model_validate(
                 {
                     "participant_id": participant.id,
-                    "recipient": {"name": "Sandbox General Hospital"},
+                    "recipient": SANDBOX_HOSPITAL,
                     "categories": ["encounters", "notes", "care-team"],
                     "substance_use": i % 4 == 1,
                     "period": {"start": today - timedelta(days=60), "end": today + timedelta(days=305)},
@@ -278,7 +289,7 @@ async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program
                 ReferralFields.model_validate(
                     {
                         "participant_id": participant.id,
-                        "referring_organization": {"name": "Sandbox General Hospital"},
+                        "referring_organization": SANDBOX_HOSPITAL,
                         "referring_clinician": {"name": {"family": "Demo-Clinician", "given": ["Pat"]}},
                         "reason": {"text": "Peer support for engagement in outpatient care"},
                         "priority": "urgent" if i == 0 else "routine",

@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     )
     http_timeout_seconds: float = Field(default=5.0, description="Timeout of outbound fetches (client JWKS URLs).")
 
+    worker_in_process: bool = Field(
+        default=False, description="`peerlink serve` also runs the outbox worker (make run sets it; not with replicas)."
+    )
+    outbox_batch: int = Field(default=50, ge=1, le=500, description="Changes a worker claims and sends at once.")
+    outbox_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a claimed change is a worker's before another may take it."
+    )
+    worker_idle_seconds: float = Field(default=1.0, gt=0, description="Pause of a worker that found nothing to do.")
+    retry_base_seconds: float = Field(default=1.0, gt=0, description="First retry delay (doubles, full jitter).")
+    retry_cap_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    retry_horizon_seconds: float = Field(
+        default=86_400.0, gt=0, description="A change undelivered this long after it was made is dead-lettered."
+    )
+    outbox_bundles: bool = Field(
+        default=True, description="Send changes in transaction Bundles when the EHR takes them (false: one by one)."
+    )
+    circuit_failures: int = Field(default=5, ge=1, description="Failures in a row that open a connection's circuit.")
+    circuit_open_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit rests.")
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,5 +1,6 @@
-"""The audit log: one writer for every access, refusal, token and exchange."""
+"""The audit log: one writer for every access, refusal, token, exchange and admin action; a hash
+chain that makes it tamper-evident; FHIR AuditEvent search; the accounting of disclosures; archives."""
 
-from .writer import AuditRecord, write
+from .writer import AuditRecord, AuditUnavailable, write, write_many
 
-__all__ = ["AuditRecord", "write"]
+__all__ = ["AuditRecord", "AuditUnavailable", "write", "write_many"]

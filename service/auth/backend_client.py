@@ -12,6 +12,7 @@ import httpx
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 with warnings.catch_warnings():  # authlib 1.9 nudges towards httpx2; httpx is the project's client
@@ -29,7 +30,7 @@ def load_private_key(pem: bytes, kid: str | None = None) -> PrivateKey:
     key: PrivateKey
     try:
         key = RSAKey.import_key(pem)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, JoseError):
         key = ECKey.import_key(pem)
     if not key.is_private:
         raise ValueError("the PEM holds a public key; the client signs with its private key")

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.ids import fhir_id
@@ -72,6 +72,11 @@ def compartment_patient(resource: dict[str, Any]) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+def patient_id(program: Program, participant_id: str) -> str:
+    """The id of a participant's Patient resource."""
+    return fhir_id(program.identifier_system, "participant", participant_id)
 
 
 def _patient_id(program: Program, participant_id: str) -> str:
@@ -151,3 +156,42 @@ def version_visible(organization: str | None, versions: Any) -> ColumnElement[bo
         r.resource_id == v.resource_id,
         condition,
     )
+
+
+async def granted(
+    conn: AsyncConnection, program: Program, organization: str, participant_id: str, resource_type: str
+) -> bool:
+    """Whether a consent opens the participant's resources of ``resource_type`` to ``organization``
+    today (what the gateway may push to that organisation's EHR)."""
+    g = access_grants.c
+    today = datetime.now(UTC).date()
+    query = select(g.pk).where(
+        g.program_id == program.id,
+        g.organization == organization,
+        g.patient_id == _patient_id(program, participant_id),
+        g.resource_type == resource_type,
+        g.origin_kind == "consent",
+        or_(g.starts.is_(None), g.starts <= today),
+        or_(g.ends.is_(None), g.ends >= today),
+    )
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def granted_many(
+    conn: AsyncConnection, program: Program, organization: str, patient_ids: list[str], resource_types: list[str]
+) -> set[tuple[str, str]]:
+    """``granted`` for many patients at once: the (patient id, resource type) pairs consents open today."""
+    g = access_grants.c
+    today = datetime.now(UTC).date()
+    rows = await conn.execute(
+        select(g.patient_id, g.resource_type).where(
+            g.program_id == program.id,
+            g.organization == organization,
+            g.patient_id.in_(patient_ids),
+            g.resource_type.in_(resource_types),
+            g.origin_kind == "consent",
+            or_(g.starts.is_(None), g.starts <= today),
+            or_(g.ends.is_(None), g.ends >= today),
+        )
+    )
+    return {(row.patient_id, row.resource_type) for row in rows}

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.schema import SchemaItem
 
@@ -216,6 +217,99 @@ review_flags = Table(
     Index(None, "kind", "record_id"),
 )
 
+# --- Exchange with EHRs ------------------------------------------------------------------------------
+# A hospital EHR the program exchanges with. The private key is never stored: key_file names a PEM
+# file, or key_env an environment variable holding the PEM.
+ehr_connections = Table(
+    "ehr_connections",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("base_url", String(500), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("key_file", String(500), nullable=True),
+    Column("key_env", String(100), nullable=True),
+    Column("kid", String(200), nullable=True),
+    Column("alg", String(10), nullable=False),
+    Column("scopes", String(2000), nullable=False),
+    Column("profile", String(20), nullable=False),
+    Column("organization", String(300), nullable=False),
+    Column("push", String(200), nullable=False),
+    Column("poll_referrals", Boolean, nullable=False),
+    Column("poll_seconds", Integer, nullable=False),
+    Column("rate_per_second", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("task_owner", String(300), nullable=False),
+    Column("poll_cursor", String(40), nullable=True),
+    Column("polled_at", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("token_failures", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The transactional outbox: a row per change an EHR should see, written in the transaction of the
+# change. At most one waiting row per (connection, kind, record): a delivery maps the record as it is
+# when sent, so later changes of a record still waiting ride along.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("connection", String(100), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("participant_id", ID, nullable=False),
+    Column("state", String(12), nullable=False),  # pending, sending, delivered, dead, withheld
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "connection", "participant_id", "pk"),
+    Index(
+        "uq_outbox_waiting",
+        "connection",
+        "kind",
+        "record_id",
+        unique=True,
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+)
+
+# What each EHR holds of ours: the content hash last delivered per resource (a resend of unchanged
+# content is skipped), and the id the EHR gave it when it assigned its own (conditional create).
+ehr_resources = Table(
+    "ehr_resources",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("connection", String(100), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("ehr_id", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    UniqueConstraint("connection", "resource_type", "resource_id"),
+)
+
+# Referrals received by polling an EHR: the EHR's Task (id, version) the closed loop updates.
+ehr_referrals = Table(
+    "ehr_referrals",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("connection", String(100), nullable=False),
+    Column("referral_id", ID, nullable=False),
+    Column("task_id", String(64), nullable=False),
+    Column("task_version", String(40), nullable=True),
+    UniqueConstraint("connection", "task_id"),
+    Index(None, "referral_id"),
+)
+
 # --- Security (SMART backend services) -------------------------------------------------------------
 # Registered clients: their public keys (inline JWKS or a JWKS URL), the scopes they may be granted
 # and the organisation they act for (NULL: the peer program itself).
@@ -266,11 +360,15 @@ access_grants = Table(
 )
 
 # --- Audit ------------------------------------------------------------------------------------------
-# One row per audited event (its FHIR AuditEvent shape is built from these columns and detail).
+# One row per audited event (its FHIR AuditEvent shape is built from these columns and detail), in one
+# hash chain (service/audit/chain.py): seq is the record's position, prev_hash the hash of record seq-1
+# (of the archive anchor, or the genesis value, for the first live record), hash the SHA-256 of the
+# canonical JSON of every other column. Append-only: on PostgreSQL a trigger refuses UPDATE, and
+# DELETE unless the archiver's transaction set peerlink.audit_archive = on (migration 0005).
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("seq", PK, primary_key=True, autoincrement=False),
     Column("recorded", UTCDateTime, nullable=False),
     Column("program_id", ID, nullable=True),
     Column("type", String(40), nullable=False),
@@ -281,6 +379,37 @@ audit_log = Table(
     Column("organization", String(300), nullable=True),
     Column("address", String(100), nullable=True),
     Column("detail", JsonDocument, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     Index(None, "recorded"),
     Index(None, "client_id", "recorded"),
+)
+
+# The search index of the audit log: one row per Patient (kind "patient", ref = the Patient id) and per
+# other resource (kind "entity", ref = "Type/id") an event touched, derived from its detail (which the
+# chain covers; `peerlink audit verify` checks these rows against it). The key is the index itself.
+audit_entities = Table(
+    "audit_entities",
+    metadata,
+    Column("kind", String(10), primary_key=True),
+    Column("ref", String(200), primary_key=True),
+    Column("seq", PK, ForeignKey("audit_log.seq"), primary_key=True, autoincrement=False, index=True),
+    sqlite_with_rowid=False,
+)
+
+# One row per archive run: records first_seq..last_seq moved to an NDJSON file; hash is the hash of
+# record last_seq, from which the live chain continues (prev_hash: the anchor before, or the genesis).
+audit_anchors = Table(
+    "audit_anchors",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("first_seq", PK, nullable=False),
+    Column("last_seq", PK, nullable=False, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("recorded_from", UTCDateTime, nullable=False),
+    Column("recorded_to", UTCDateTime, nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("archived_at", UTCDateTime, nullable=False),
 )

@@ -1,0 +1,142 @@
+"""Admin API for the exchange: EHR connections, per-connection metrics, dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from service.api.access import AdminDep
+from service.api.deps import DatabaseDep, ProgramDep
+from service.audit import AuditRecord, write
+from service.exchange import connections, outbox
+from service.exchange.worker import Worker
+from service.store.tables import ehr_connections
+from service.store.tables import outbox as outbox_table
+
+router = APIRouter(prefix="/admin/v1", tags=["Admin"])
+
+
+class ConnectionFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    base_url: str = Field(max_length=500, description="The EHR's FHIR base URL.")
+    client_id: str = Field(max_length=200)
+    organization: str = Field(max_length=300, description="The hospital's identifier system|value, or its NPI.")
+    key_file: str | None = Field(default=None, max_length=500, description="Path of the PEM private key.")
+    key_env: str | None = Field(default=None, max_length=100, description="Or: variable holding the PEM.")
+    kid: str | None = Field(default=None, max_length=200)
+    alg: str = "RS384"
+    scopes: str | None = Field(default=None, max_length=2000)
+    profile: str = "generic"
+    push: list[str] = Field(default_factory=lambda: ["encounters", "notes"])
+    poll_referrals: bool = False
+    poll_seconds: int = 3600
+    task_owner: str | None = Field(default=None, max_length=300)
+    rate_per_second: int = Field(default=20, ge=1, le=1000)
+
+
+def _audit(request: Request, access: Any, subtype: str, detail: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        "admin",
+        subtype,
+        "C",
+        "0",
+        client_id=access.client_id,
+        program_id=access.program_id,
+        address=request.client.host if request.client else None,
+        detail=detail,
+    )
+
+
+@router.get("/ehr-connections", summary="EHR connections", operation_id="admin_list_ehr_connections")
+async def list_connections(access: AdminDep, program: ProgramDep, database: DatabaseDep) -> list[dict[str, Any]]:
+    async with database.read() as conn:
+        return [c.public() for c in await connections.list_all(conn, program.id)]
+
+
+@router.post(
+    "/ehr-connections", status_code=201, summary="Add an EHR connection", operation_id="admin_add_ehr_connection"
+)
+async def add_connection(
+    request: Request,
+    body: ConnectionFields,
+    access: AdminDep,
+    program: ProgramDep,
+    database: DatabaseDep,
+    backfill: bool = Query(default=False, description="Queue every existing record the connection pushes."),
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    async with database.transaction() as conn:
+        created = await connections.add(conn, program.id, body.model_dump(), now)
+        queued = await outbox.backfill(conn, program, created, now) if backfill else 0
+        await write(conn, _audit(request, access, "ehr-add", {"connection": created.name, "backfill": queued}))
+    return {**created.public(), "queued": queued}
+
+
+@router.post("/ehr-connections/{name}/poll", summary="Poll the EHR for referrals now", operation_id="admin_poll_ehr")
+async def poll_now(request: Request, name: str, access: AdminDep, database: DatabaseDep) -> dict[str, Any]:
+    async with database.read() as conn:
+        await connections.get(conn, name)  # 404 for an unknown name
+    worker = Worker(database, request.app.state.settings, transport=request.app.state.outbound)
+    received = await worker.poll_due(force=name)
+    return {"received": received}
+
+
+@router.get("/exchange/metrics", summary="Per connection: queue, deliveries, failures", operation_id="admin_metrics")
+async def metrics(access: AdminDep, program: ProgramDep, database: DatabaseDep) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    q = outbox_table.c
+    async with database.read() as conn:
+        found = await connections.list_all(conn, program.id)
+        depth = await outbox.depth(conn)
+        sums = select(q.connection, func.coalesce(func.sum(q.attempts), 0)).group_by(q.connection)
+        retried = {name: total for name, total in await conn.execute(sums)}
+    result: dict[str, Any] = {}
+    for connection in found:
+        states = depth.get(connection.name, {"states": {}, "oldest_waiting": None})
+        oldest = states["oldest_waiting"]
+        result[connection.name] = {
+            "queue_depth": states["states"].get("pending", 0) + states["states"].get("sending", 0),
+            "oldest_waiting_seconds": (now - oldest).total_seconds() if oldest else 0.0,
+            "delivered": states["states"].get("delivered", 0),
+            "retried": int(retried.get(connection.name, 0)),
+            "dead_lettered": states["states"].get("dead", 0),
+            "withheld": states["states"].get("withheld", 0),
+            "last_success": None,
+            "token_failures": 0,
+        }
+    async with database.read() as conn:
+        c = ehr_connections.c
+        for name, last, failures in await conn.execute(select(c.name, c.last_success_at, c.token_failures)):
+            if name in result:
+                result[name]["last_success"] = last.isoformat() if last else None
+                result[name]["token_failures"] = failures
+    return result
+
+
+@router.get("/deadletters", summary="Changes an EHR would not take", operation_id="admin_list_deadletters")
+async def list_deadletters(
+    access: AdminDep, database: DatabaseDep, connection: str | None = Query(default=None, max_length=100)
+) -> list[dict[str, Any]]:
+    async with database.read() as conn:
+        return await outbox.dead_letters(conn, connection)
+
+
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] | None = None
+    connection: str | None = None
+
+
+@router.post("/deadletters/replay", summary="Queue dead letters again", operation_id="admin_replay_deadletters")
+async def replay(request: Request, body: Replay, access: AdminDep, database: DatabaseDep) -> dict[str, int]:
+    async with database.transaction() as conn:
+        count = await outbox.replay(conn, body.ids, body.connection, datetime.now(UTC))
+        await write(conn, _audit(request, access, "deadletters-replay", {"count": count}))
+    return {"queued": count}

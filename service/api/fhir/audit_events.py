@@ -1,0 +1,89 @@
+"""GET /fhir/AuditEvent: the audit log as FHIR AuditEvents (BALP shape), for the program's
+administrators (the peerlink.admin scope). Newest first, paged with a ``_cursor`` next link; every
+AuditEvent served is validated with the FHIR models. The search itself is audited (admin
+``audit-search``, with its query), before the Bundle is released.
+
+Include this router in the /fhir router **before** the type-level search, which would otherwise
+answer /fhir/AuditEvent with a 404 (AuditEvent is not one of the types the projection serves).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.api.access import AdminDep
+from service.api.deps import DatabaseDep, ProgramDep
+from service.audit import AuditRecord, write
+from service.audit import search as audit_search
+from service.audit.fhir import audit_event
+from service.fhir.models import validate
+
+from .responses import PrettyDep, base_url, fhir_response
+
+router = APIRouter(tags=["FHIR"])
+
+_PARAMETERS: list[dict[str, Any]] = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in (
+        ("date", "When recorded: [eq|ne|gt|lt|ge|le]YYYY[-MM[-DD[Thh:mm:ss[Z]]]], repeat for a range"),
+        ("patient", "Patient id (or Patient/id) whose data the event concerned"),
+        ("agent", "Client id of the requester"),
+        ("entity", "Resource read or changed, as Type/id (a search's results: search by their patient)"),
+        ("action", "C, R, U, D or E"),
+        ("outcome", "0 success, 4 refused/minor failure, 8 serious failure, 12 major failure"),
+        ("type", "rest, security, admin, exchange, or an AuditEvent.type code (110112 Query, 110114 ...)"),
+        ("subtype", "read, search, token, client-add ... or a restful-interaction code (search-type ...)"),
+        ("_count", f"Page size (default {audit_search.DEFAULT_COUNT}, at most {audit_search.MAX_COUNT})"),
+        ("_cursor", "Opaque; taken from a next link"),
+    )
+]
+
+
+def _lenient(request: Request) -> bool:
+    prefer = ",".join(request.headers.getlist("prefer"))
+    return any(part.strip().replace(" ", "") == "handling=lenient" for part in prefer.split(","))
+
+
+@router.get(
+    "/AuditEvent",
+    summary="search AuditEvent (the audit log; needs peerlink.admin)",
+    description=audit_search.__doc__,
+    operation_id="fhir_audit_search",
+    openapi_extra={"parameters": _PARAMETERS},
+)
+async def search_audit_events(
+    request: Request, access: AdminDep, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
+) -> Response:
+    query = audit_search.parse(request.query_params.multi_items(), lenient=_lenient(request))
+    async with database.read() as conn:
+        page = await audit_search.run(conn, program.id, query)
+    base = base_url(request)
+    codes_base = request.app.state.settings.base_url + "/fhir"
+    entries = []
+    for row in page.rows:
+        event = audit_event(row, codes_base)
+        validate(event)
+        entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
+    links = [{"relation": "self", "url": str(request.url)}]
+    if page.next_cursor:
+        links.append({"relation": "next", "url": str(request.url.include_query_params(_cursor=page.next_cursor))})
+    bundle = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    await write(
+        database,
+        AuditRecord(
+            "admin",
+            "audit-search",
+            "E",
+            "0",
+            client_id=access.client_id,
+            organization=access.organization,
+            address=request.client.host if request.client else None,
+            program_id=program.id,
+            detail={"query": request.url.query, "status": 200, "returned": len(entries)},
+        ),
+    )
+    return fhir_response(orjson.dumps(bundle), pretty=pretty)

@@ -1,0 +1,256 @@
+"""`peerlink ehr ...`, `peerlink worker` and `peerlink deadletters ...`: EHR connections and the
+outbox from the command line (the admin API offers the same)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from service.cli_auth import _fail, _program_id, _with_database
+from service.settings import get_settings
+
+ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)
+deadletters_app = typer.Typer(help="Changes an EHR would not take (dead letters).", no_args_is_help=True)
+
+
+def _fields(**given: Any) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@ehr_app.command("add")
+def ehr_add(
+    name: Annotated[str, typer.Argument(help="A name for the connection, e.g. riverside-epic.")],
+    base_url: Annotated[str, typer.Option(help="The EHR's FHIR base URL.")],
+    client_id: Annotated[str, typer.Option(help="PeerLink's client id at the EHR.")],
+    org: Annotated[str, typer.Option(help="The hospital's identifier system|value, or its NPI (consents name it).")],
+    key: Annotated[Path | None, typer.Option(help="PeerLink's private key for this EHR (PEM file).")] = None,
+    key_env: Annotated[str | None, typer.Option(help="Or: an environment variable holding the PEM.")] = None,
+    kid: Annotated[str | None, typer.Option(help="Key id registered at the EHR (default: thumbprint).")] = None,
+    alg: Annotated[str, typer.Option(help="RS384 or ES384.")] = "RS384",
+    scopes: Annotated[str | None, typer.Option(help="Scopes to ask the EHR for.")] = None,
+    profile: Annotated[str, typer.Option(help="Mapping overlay: generic, epic or oracle.")] = "generic",
+    push: Annotated[str, typer.Option(help="encounters,notes,care-teams,referral-status")] = "encounters,notes",
+    poll_referrals: Annotated[bool, typer.Option("--poll-referrals", help="Poll the EHR for referrals.")] = False,
+    poll_seconds: Annotated[int, typer.Option(help="Seconds between polls (900..86400).")] = 3600,
+    task_owner: Annotated[
+        str | None, typer.Option(help="Task.owner of the program's Tasks at the EHR, e.g. Organization/123.")
+    ] = None,
+    rate: Annotated[int, typer.Option(help="Requests per second at most.")] = 20,
+    backfill: Annotated[bool, typer.Option("--backfill", help="Queue every existing record it pushes.")] = False,
+    program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
+) -> None:
+    """Add an EHR connection (the private key stays in its file or variable; only where it is is stored)."""
+    from service.exchange import connections, outbox
+    from service.records.programs import get_by_code
+
+    settings = get_settings()
+    fields = _fields(
+        name=name,
+        base_url=base_url,
+        client_id=client_id,
+        organization=org,
+        key_file=str(key.resolve()) if key else None,
+        key_env=key_env,
+        kid=kid,
+        alg=alg,
+        scopes=scopes,
+        profile=profile,
+        push=push.split(","),
+        poll_referrals=poll_referrals,
+        poll_seconds=poll_seconds,
+        task_owner=task_owner,
+        rate_per_second=rate,
+    )
+
+    async def work(conn: Any) -> tuple[Any, int]:
+        found = await get_by_code(conn, program or settings.default_program)
+        created = await connections.add(conn, found.id, fields, datetime.now(UTC))
+        queued = await outbox.backfill(conn, found, created, datetime.now(UTC)) if backfill else 0
+        return created, queued
+
+    created, queued = _with_database(settings, work)
+    typer.echo(f"connection {created.name} added ({created.base_url}; pushes {','.join(created.push)})")
+    if backfill:
+        typer.echo(f"backfill: {queued} change(s) queued")
+
+
+@ehr_app.command("import")
+def ehr_import(
+    file: Annotated[Path, typer.Argument(help="YAML: a list of connections (the fields of `ehr add`).")],
+    program: Annotated[str | None, typer.Option(help="Program code.")] = None,
+) -> None:
+    """Add the connections a YAML file describes (existing names are left alone)."""
+    import yaml
+
+    from service.exchange import connections
+
+    settings = get_settings()
+    try:
+        document = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise _fail(f"cannot read {file}: {error}") from None
+    entries = document.get("connections", document) if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        raise _fail("the file must hold a list of connections (or {connections: [...]})")
+
+    async def work(conn: Any) -> list[str]:
+        program_id = await _program_id(conn, program or settings.default_program)
+        added = []
+        for entry in entries:
+            if await connections.find(conn, str(entry.get("name"))) is None:
+                added.append((await connections.add(conn, program_id, dict(entry), datetime.now(UTC))).name)
+        return added
+
+    added = _with_database(settings, work)
+    typer.echo(f"{len(added)} connection(s) added: {', '.join(added) or '-'}")
+
+
+@ehr_app.command("list")
+def ehr_list() -> None:
+    """List EHR connections (where each key is, never the key)."""
+    from service.exchange import connections
+
+    for connection in _with_database(get_settings(), connections.list_all):
+        state = "enabled" if connection.enabled else "disabled"
+        poll = f"poll every {connection.poll_seconds}s" if connection.poll_referrals else "no polling"
+        typer.echo(
+            f"{connection.name}\t{state}\t{connection.base_url}\t{connection.profile}\t"
+            f"push {','.join(connection.push)}\t{poll}"
+        )
+
+
+@ehr_app.command("backfill")
+def ehr_backfill(name: Annotated[str, typer.Argument()]) -> None:
+    """Queue every existing record the connection pushes; what the EHR holds unchanged is not resent."""
+    from service.exchange import connections, outbox
+    from service.store import RecordRepository
+    from service.store import kinds as k
+
+    async def work(conn: Any) -> int:
+        connection = await connections.get(conn, name)
+        program = await RecordRepository(k.PROGRAMS).get(conn, None, connection.program_id)
+        return await outbox.backfill(conn, program, connection, datetime.now(UTC))
+
+    typer.echo(f"backfill: {_with_database(get_settings(), work)} change(s) queued")
+
+
+@ehr_app.command("test")
+def ehr_test(name: Annotated[str, typer.Argument()]) -> None:
+    """Discovery, a token and the CapabilityStatement of a connection's EHR; exit 1 on failure."""
+    from service.exchange import connections
+    from service.exchange.connections import KeyUnavailable
+    from service.exchange.smart_client import SmartClient, TokenFailure
+
+    connection = _with_database(get_settings(), lambda conn: connections.get(conn, name))
+
+    async def run() -> list[tuple[str, bool, str]]:
+        results: list[tuple[str, bool, str]] = []
+        try:
+            client = SmartClient(connection, connection.private_key())
+        except KeyUnavailable as error:
+            return [("private key", False, str(error))]
+        try:
+            try:
+                results.append(("token endpoint", True, await client.token_url()))
+                await client.access_token()
+                results.append(("access token", True, "issued"))
+                statement = await client.capabilities()
+                results.append(("CapabilityStatement", True, f"FHIR {statement.get('fhirVersion', '?')}"))
+            except TokenFailure as error:
+                results.append(("access token", False, str(error)))
+            except Exception as error:
+                results.append(("EHR", False, type(error).__name__))
+        finally:
+            await client.aclose()
+        return results
+
+    results = asyncio.run(run())
+    for check, ok, detail in results:
+        typer.echo(f"{'PASS' if ok else 'FAIL'}  {check:<20} {detail}")
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@ehr_app.command("poll")
+def ehr_poll(name: Annotated[str, typer.Argument()]) -> None:
+    """Poll a connection for referrals now."""
+    from service.exchange.worker import Worker
+    from service.store import Database
+
+    settings = get_settings()
+
+    async def run() -> int:
+        database = Database(settings.database_url)
+        worker = Worker(database, settings)
+        try:
+            return await worker.poll_due(force=name)
+        finally:
+            await database.dispose()
+
+    typer.echo(f"{asyncio.run(run())} new referral(s)")
+
+
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
+) -> None:
+    """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
+    cleanly (what it holds goes back to the queue)."""
+    from service.exchange.worker import Worker
+    from service.logs import configure_logging
+    from service.store import Database
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        job = Worker(database, settings)
+        try:
+            if once:
+                delivered = await job.drain()
+                typer.echo(f"{delivered} change(s) handled")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await job.run(stop)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    connection: Annotated[str | None, typer.Option(help="Only this connection.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Changes given up on, with the reason."""
+    from service.exchange import outbox
+
+    rows = _with_database(get_settings(), lambda conn: outbox.dead_letters(conn, connection))
+    if as_json:
+        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    for row in rows:
+        typer.echo(f"{row['id']}\t{row['connection']}\t{row['kind']}/{row['record_id']}\t{row['reason']}")
+    typer.echo(f"{len(rows)} dead letter(s)")
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all).")] = None,
+    connection: Annotated[str | None, typer.Option(help="Only this connection.")] = None,
+) -> None:
+    """Queue dead letters again (after the EHR or the record was fixed)."""
+    from service.exchange import outbox
+
+    count = _with_database(get_settings(), lambda conn: outbox.replay(conn, ids, connection, datetime.now(UTC)))
+    typer.echo(f"{count} change(s) queued again")

@@ -1,0 +1,1 @@
+"""Exchange with hospital EHRs: connections, the outbox and its worker, referral polling."""

@@ -1,0 +1,223 @@
+"""EHR connections: where an EHR is, how PeerLink authenticates to it, and what flows each way."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.auth.backend_client import PrivateKey, load_private_key
+from service.auth.boundary import normalize_organization
+from service.auth.scopes import valid_registration
+from service.domain.errors import BadRequest, Conflict, NotFound
+from service.store.tables import ehr_connections
+
+PUSH_KINDS: dict[str, str] = {
+    "encounters": "encounter",
+    "notes": "note",
+    "care-teams": "care-team",
+    "referral-status": "referral",
+}
+"""What a connection may push (CLI/API name) -> the outbox kind."""
+PROFILES = ("generic", "epic", "oracle")
+ALGS = ("RS384", "ES384")
+DEFAULT_SCOPES = (
+    "system/Patient.crus system/Practitioner.cru system/PractitionerRole.cru system/Organization.cru "
+    "system/Encounter.cru system/DocumentReference.cru system/CareTeam.cru system/ServiceRequest.rs system/Task.rus"
+)
+
+
+class KeyUnavailable(Exception):
+    """The connection's private key cannot be loaded (the message never holds key material)."""
+
+
+@dataclass(frozen=True)
+class EhrConnection:
+    name: str
+    program_id: str
+    base_url: str
+    client_id: str
+    key_file: str | None
+    key_env: str | None
+    kid: str | None
+    alg: str
+    scopes: str
+    profile: str
+    organization: str
+    push: tuple[str, ...]
+    poll_referrals: bool
+    poll_seconds: int
+    rate_per_second: int
+    enabled: bool
+    task_owner: str
+    poll_cursor: str | None = None
+    polled_at: datetime | None = None
+
+    def pushes(self, kind: str) -> bool:
+        return any(PUSH_KINDS[p] == kind for p in self.push)
+
+    def private_key(self) -> PrivateKey:
+        try:
+            if self.key_file:
+                pem = Path(self.key_file).read_bytes()
+            elif self.key_env and os.environ.get(self.key_env):
+                pem = os.environ[self.key_env].encode()
+            else:
+                raise KeyUnavailable(f"connection {self.name}: no key file and no {self.key_env or 'key'} variable")
+            return load_private_key(pem, self.kid)
+        except OSError:
+            raise KeyUnavailable(f"connection {self.name}: the key file cannot be read") from None
+        except (ValueError, TypeError):
+            raise KeyUnavailable(f"connection {self.name}: the key is not an RSA or EC private key in PEM") from None
+
+    def public(self) -> dict[str, Any]:
+        """As the admin API and the CLI show it (where the key is, never the key)."""
+        return {
+            "name": self.name,
+            "base_url": self.base_url,
+            "client_id": self.client_id,
+            "key": self.key_file or (f"${self.key_env}" if self.key_env else None),
+            "kid": self.kid,
+            "alg": self.alg,
+            "scopes": self.scopes,
+            "profile": self.profile,
+            "organization": self.organization,
+            "push": list(self.push),
+            "poll_referrals": self.poll_referrals,
+            "poll_seconds": self.poll_seconds,
+            "rate_per_second": self.rate_per_second,
+            "task_owner": self.task_owner,
+            "enabled": self.enabled,
+            "poll_cursor": self.poll_cursor,
+        }
+
+
+def _row(row: Any) -> EhrConnection:
+    return EhrConnection(
+        name=row.name,
+        program_id=row.program_id,
+        base_url=row.base_url,
+        client_id=row.client_id,
+        key_file=row.key_file,
+        key_env=row.key_env,
+        kid=row.kid,
+        alg=row.alg,
+        scopes=row.scopes,
+        profile=row.profile,
+        organization=row.organization,
+        push=tuple(p for p in row.push.split(",") if p),
+        poll_referrals=row.poll_referrals,
+        poll_seconds=row.poll_seconds,
+        rate_per_second=row.rate_per_second,
+        enabled=row.enabled,
+        task_owner=row.task_owner,
+        poll_cursor=row.poll_cursor,
+        polled_at=row.polled_at,
+    )
+
+
+def validated(fields: dict[str, Any]) -> dict[str, Any]:
+    """The column values of a new connection, or a BadRequest naming what is wrong."""
+    name = str(fields.get("name") or "")
+    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
+        raise BadRequest("name: letters, digits, - and _ (at most 100)")
+    base_url = str(fields.get("base_url") or "").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise BadRequest("base_url must be the EHR's FHIR base, http(s)://...")
+    if not fields.get("client_id"):
+        raise BadRequest("client_id is required")
+    if not (fields.get("key_file") or fields.get("key_env")):
+        raise BadRequest("give the private key as a PEM file (key_file) or an environment variable (key_env)")
+    alg = fields.get("alg") or "RS384"
+    if alg not in ALGS:
+        raise BadRequest(f"alg must be one of {', '.join(ALGS)}")
+    profile = fields.get("profile") or "generic"
+    if profile not in PROFILES:
+        raise BadRequest(f"profile must be one of {', '.join(PROFILES)}")
+    push = [p.strip() for p in (fields.get("push") or ["encounters", "notes"]) if p.strip()]
+    unknown = [p for p in push if p not in PUSH_KINDS]
+    if unknown:
+        raise BadRequest(f"push: unknown {', '.join(unknown)} (use {', '.join(PUSH_KINDS)})")
+    try:
+        organization = normalize_organization(str(fields.get("organization") or ""))
+    except ValueError:
+        raise BadRequest("organization: the hospital's identifier as system|value, or its NPI") from None
+    scopes = fields.get("scopes") or DEFAULT_SCOPES
+    try:
+        valid_registration(scopes)
+    except ValueError as error:
+        raise BadRequest(f"scopes: {error}") from None
+    poll_seconds = int(fields.get("poll_seconds") or 3600)
+    if not 900 <= poll_seconds <= 86_400:
+        raise BadRequest("poll_seconds: between 900 (15 minutes) and 86400 (a day), as the Gravity IG asks")
+    return {
+        "name": name,
+        "base_url": base_url,
+        "client_id": str(fields["client_id"]),
+        "key_file": fields.get("key_file"),
+        "key_env": fields.get("key_env"),
+        "kid": fields.get("kid"),
+        "alg": alg,
+        "scopes": scopes,
+        "profile": profile,
+        "organization": organization,
+        "push": ",".join(push),
+        "poll_referrals": bool(fields.get("poll_referrals")),
+        "poll_seconds": poll_seconds,
+        "rate_per_second": int(fields.get("rate_per_second") or 20),
+        "task_owner": fields.get("task_owner") or "",
+        "enabled": True,
+    }
+
+
+async def add(conn: AsyncConnection, program_id: str, fields: dict[str, Any], now: datetime) -> EhrConnection:
+    values = {**validated(fields), "program_id": program_id, "created_at": now, "updated_at": now}
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(ehr_connections).values(**values))
+    except IntegrityError:
+        raise Conflict("a connection with that name exists already") from None
+    found = await find(conn, values["name"])
+    assert found is not None
+    return found
+
+
+async def find(conn: AsyncConnection, name: str) -> EhrConnection | None:
+    row = (await conn.execute(select(ehr_connections).where(ehr_connections.c.name == name))).first()
+    return _row(row) if row is not None else None
+
+
+async def get(conn: AsyncConnection, name: str) -> EhrConnection:
+    found = await find(conn, name)
+    if found is None:
+        raise NotFound("no EHR connection with that name")
+    return found
+
+
+async def list_all(conn: AsyncConnection, program_id: str | None = None) -> list[EhrConnection]:
+    query = select(ehr_connections).order_by(ehr_connections.c.pk)
+    if program_id is not None:
+        query = query.where(ehr_connections.c.program_id == program_id)
+    return [_row(row) for row in await conn.execute(query)]
+
+
+async def save_cursor(conn: AsyncConnection, name: str, cursor: str | None, now: datetime) -> None:
+    await conn.execute(
+        update(ehr_connections)
+        .where(ehr_connections.c.name == name)
+        .values(poll_cursor=cursor, polled_at=now, updated_at=now)
+    )
+
+
+async def set_enabled(conn: AsyncConnection, name: str, enabled: bool, now: datetime) -> None:
+    result = await conn.execute(
+        update(ehr_connections).where(ehr_connections.c.name == name).values(enabled=enabled, updated_at=now)
+    )
+    if result.rowcount == 0:
+        raise NotFound("no EHR connection with that name")

@@ -1,0 +1,5 @@
+"""``python -m service.sandbox sandbox [...]`` and ``python -m service.sandbox check [...]``."""
+
+from .cli import main
+
+main()

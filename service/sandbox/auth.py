@@ -1,0 +1,245 @@
+"""The sandbox's own SMART Backend Services authorization server, in memory.
+
+The same rules as the gateway's (``service/auth/server.py``): client_credentials with an RFC 7523
+JWT assertion checked by authlib's ``JWTBearerClientAssertion`` (iss = sub = the client id, aud = the
+token URL, ``exp`` at most 5 minutes ahead, one minute of clock skew, a ``jti`` never seen before, a
+``kid`` among the client's registered keys), granted scopes = asked ∩ registered. Access tokens are
+the gateway's RFC 9068 JWTs (its ``TokenIssuer``/``TokenVerifier`` over the sandbox's own signing
+keys), or, for the epic-like personality, opaque random strings remembered here. Registrations, used
+jtis and opaque tokens live in this object only: nothing is shared with the gateway.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from service.auth.clients import JwksFetcher, RegisteredClient, check_public_jwks, import_jwks
+from service.auth.keys import SigningKeys
+from service.auth.scopes import Permissions, grantable, valid_registration
+from service.auth.server import ASSERTION_TYPE, CLOCK_SKEW_SECONDS, MAX_ASSERTION_SECONDS, OAuthError
+from service.auth.tokens import TokenIssuer, TokenVerifier
+from service.domain.errors import BadRequest, Conflict, Unauthorized
+
+from .config import ClientRegistration, SandboxConfig
+
+PROGRAM = "sandbox-ehr"
+"""What the gateway's client record calls the tenant; the sandbox has one."""
+SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"]
+
+
+def _invalid_client(description: str, client_id: str | None = None) -> OAuthError:
+    return OAuthError("invalid_client", description, 401, client_id)
+
+
+class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
+    """authlib's RFC 7523 checks with the personality's algorithms (the gateway's ``_Assertion`` twin)."""
+
+    def __init__(self, token_url: str, algorithms: tuple[str, ...]) -> None:
+        super().__init__(validate_jti=True, leeway=CLOCK_SKEW_SECONDS)
+        self._token_url = token_url
+        self._algorithms = list(algorithms)
+
+    def get_audiences(self) -> list[str]:
+        return [self._token_url]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        return isinstance(jti, str) and 0 < len(jti) <= 255
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=self._algorithms)
+        except JoseError as error:
+            raise InvalidClientError(description=error.description or "the assertion does not verify") from error
+        self.verify_claims(token.claims)
+        return token.claims
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a FHIR request acts for, and what its token's scopes allow."""
+
+    client_id: str
+    permissions: Permissions
+
+
+@dataclass(frozen=True)
+class _OpaqueToken:
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+
+
+class ClientRegistry:
+    def __init__(self, config: SandboxConfig) -> None:
+        self._config = config
+        self._clients: dict[str, RegisteredClient] = {}
+
+    def add(self, registration: ClientRegistration) -> RegisteredClient:
+        if registration.client_id in self._clients:
+            raise Conflict("a client with that id is registered already")
+        if self._config.jwks_url_required and registration.jwks is not None:
+            raise BadRequest("this EHR accepts only a JWK Set URL (jwks_url), not an inline JWKS")
+        if registration.jwks_url is not None and not registration.jwks_url.startswith(("https://", "http://")):
+            raise BadRequest("the JWKS URL must be http(s)")
+        try:
+            scopes = " ".join(valid_registration(registration.scopes))
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        jwks = check_public_jwks(registration.jwks) if registration.jwks is not None else None
+        client = RegisteredClient(
+            client_id=registration.client_id,
+            program_id=PROGRAM,
+            organization=None,
+            scopes=scopes,
+            jwks=jwks,
+            jwks_url=registration.jwks_url,
+            disabled=False,
+            created_at=datetime.now(UTC),
+        )
+        self._clients[client.client_id] = client
+        return client
+
+    def get(self, client_id: str) -> RegisteredClient | None:
+        return self._clients.get(client_id)
+
+    def all(self) -> list[RegisteredClient]:
+        return list(self._clients.values())
+
+
+class SandboxAuth:
+    def __init__(self, config: SandboxConfig, keys: SigningKeys, registry: ClientRegistry) -> None:
+        self._config = config
+        self._keys = keys
+        self.registry = registry
+        self.token_seconds = config.token_seconds
+        self._fetcher = JwksFetcher(config.http_timeout, config.jwks_transport)
+        self._jtis: dict[tuple[str, str], float] = {}
+        self._opaque: dict[str, _OpaqueToken] = {}
+        self._issuers: dict[str, TokenIssuer] = {}
+        self._verifiers: dict[str, TokenVerifier] = {}
+        self.tokens_issued = 0
+
+    # --- discovery ---------------------------------------------------------------------------------------
+    def smart_configuration(self, root: str) -> dict[str, Any]:
+        layout = self._config.layout
+        return {
+            "issuer": root,
+            "jwks_uri": root + layout.jwks,
+            "token_endpoint": root + layout.token,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": list(self._config.assertion_algs),
+            "grant_types_supported": ["client_credentials"],
+            "scopes_supported": SCOPES_SUPPORTED,
+            "response_types_supported": ["token"],
+            "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        }
+
+    # --- the token endpoint ------------------------------------------------------------------------------
+    async def token(self, form: dict[str, str], root: str) -> dict[str, Any]:
+        """The token response for a client_credentials form; raises OAuthError."""
+        if form.get("grant_type") != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
+            raise OAuthError(
+                "invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}, with a client_assertion"
+            )
+        assertion = form["client_assertion"]
+        algorithms = self._config.assertion_algs
+        checker = _Assertion(root + self._config.layout.token, algorithms)
+        try:
+            header, unverified = checker.extract_assertion(assertion)
+        except InvalidClientError as error:
+            raise _invalid_client(error.description) from None
+        if header.get("alg") not in algorithms:
+            raise _invalid_client(f"the assertion must be signed with {' or '.join(algorithms)}")
+        client_id = unverified.get("sub")
+        if not isinstance(client_id, str) or unverified.get("iss") != client_id:
+            raise _invalid_client("iss and sub must both be the client_id")
+        client = self.registry.get(client_id)
+        if client is None:
+            raise _invalid_client("unknown client")
+        key_set = await self._key_set(client, header.get("kid"))
+        try:
+            claims = checker.process_assertion_claims(assertion, key_set)
+        except InvalidClientError as error:
+            raise _invalid_client(error.description or "the assertion does not verify", client_id) from None
+        now = time.time()
+        if float(claims["exp"]) > now + MAX_ASSERTION_SECONDS + CLOCK_SKEW_SECONDS:
+            raise _invalid_client("the assertion's exp is more than 5 minutes ahead", client_id)
+        granted = grantable(form.get("scope"), client.scopes)
+        if not granted:
+            raise OAuthError("invalid_scope", "none of the requested scopes is allowed to this client", 400, client_id)
+        self._claim_jti(client_id, str(claims["jti"]), float(claims["exp"]), now)
+        self.tokens_issued += 1
+        scope = " ".join(granted)
+        if self._config.opaque_tokens:
+            return self._opaque_token(client_id, granted, now)
+        return self._issuer(root).issue(client, scope)
+
+    async def _key_set(self, client: RegisteredClient, kid: Any) -> KeySet:
+        if not isinstance(kid, str) or not kid:
+            raise _invalid_client("the assertion header must name the signing key (kid)", client.client_id)
+        if client.jwks is not None:
+            key_set = import_jwks(client.jwks)
+        else:
+            assert client.jwks_url is not None
+            try:
+                key_set = await self._fetcher.key_set(client.jwks_url, kid)
+            except (httpx.HTTPError, ValueError, JoseError, BadRequest) as error:
+                raise _invalid_client("the client's JWKS URL could not be fetched", client.client_id) from error
+        if kid not in {key.kid for key in key_set.keys}:
+            raise _invalid_client("the assertion's kid is not among the client's registered keys", client.client_id)
+        return key_set
+
+    def _claim_jti(self, client_id: str, jti: str, exp: float, now: float) -> None:
+        """Remember the assertion id until it has expired (plus the skew); a second use is refused."""
+        self._jtis = {key: until for key, until in self._jtis.items() if until >= now}
+        if (client_id, jti) in self._jtis:
+            raise _invalid_client("the assertion was used before (jti replay)", client_id)
+        self._jtis[(client_id, jti)] = exp + CLOCK_SKEW_SECONDS
+
+    def _opaque_token(self, client_id: str, granted: list[str], now: float) -> dict[str, Any]:
+        self._opaque = {token: held for token, held in self._opaque.items() if held.expires_at > now}
+        token = secrets.token_urlsafe(32)
+        self._opaque[token] = _OpaqueToken(client_id, tuple(granted), now + self.token_seconds)
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_seconds,
+            "scope": " ".join(granted),
+        }
+
+    def _issuer(self, root: str) -> TokenIssuer:
+        issuer = self._issuers.get(root)
+        if issuer is None:
+            issuer = self._issuers[root] = TokenIssuer(self._keys, root, root, self.token_seconds)
+        return issuer
+
+    # --- the resource server -----------------------------------------------------------------------------
+    async def caller(self, authorization: str | None, root: str) -> Caller:
+        """The caller of a FHIR request from its ``Authorization: Bearer`` header; raises Unauthorized."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("this FHIR server needs Authorization: Bearer <access token>")
+        if self._config.opaque_tokens:
+            held = self._opaque.get(token)
+            if held is None or held.expires_at <= time.time():
+                raise Unauthorized("the bearer token is invalid or expired")
+            return Caller(held.client_id, Permissions.of(held.scopes))
+        verifier = self._verifiers.get(root)
+        if verifier is None:
+            verifier = self._verifiers[root] = TokenVerifier(self._keys, root, root)
+        verified = await verifier.verify(token)
+        return Caller(verified.client_id, Permissions.of(verified.scopes))

@@ -1,0 +1,215 @@
+"""Delivery throughput: resources/s the outbox worker delivers to a loopback FHIR server (the sandbox
+EHR as a real process), one resource per request and in transaction Bundles, beside the floor: the
+same server receiving the same requests (captured from the worker's own run) from a bare httpx loop
+with one request in flight, as the worker has.
+
+    python -m tests.bench.bench_exchange [SESSIONS]
+
+Targets: >= 500 resources/s batched, and >= 0.7x the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.domain import ConsentFields, NoteFields, ParticipantFields, PeerEncounterFields
+from service.exchange.worker import Worker
+from service.records import operations
+from service.records import types as rt
+from service.records.programs import get_by_code
+from service.sandbox.control import running_sandbox
+from service.sandbox.pairing import pair
+from service.seed import SANDBOX_HOSPITAL, seed_demo
+from service.settings import Settings
+from service.store import Database, RecordRepository
+from service.store import kinds as k
+from service.store.migrate import upgrade
+from service.store.tables import ehr_connections, ehr_resources, outbox
+
+TARGET_BATCHED_RPS = 500.0
+TARGET_FLOOR_RATIO = 0.7
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """The worker's transport, keeping every write it sends (to replay them as the floor)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.writes: list[tuple[str, str, bytes, dict[str, str]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        content = await request.aread()
+        if request.method in ("PUT", "POST") and not request.url.path.endswith("/token"):
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "if-none-exist")}
+            self.writes.append((request.method, str(request.url), content, headers))
+        return await self.inner.handle_async_request(request)
+
+
+async def _seed(database: Database) -> None:
+    async with database.transaction() as conn:
+        assert await seed_demo(conn) is not None
+
+
+PARTICIPANTS = 100
+
+
+async def _participants(database: Database, count: int) -> None:
+    """A program's worth of participants, each consenting to share sessions and notes with the hospital."""
+    today = datetime.now(UTC).date()
+    async with database.transaction() as conn:
+        program = await get_by_code(conn, "demo")
+        for i in range(count):
+            participant = await operations.create(
+                conn,
+                program.id,
+                rt.PARTICIPANTS,
+                ParticipantFields.model_validate(
+                    {
+                        "name": {"family": f"Bench{i:03d}", "given": ["Pat"]},
+                        "birth_date": "1980-01-01",
+                        "gender": "unknown",
+                    }
+                ),
+            )
+            await operations.create(
+                conn,
+                program.id,
+                rt.CONSENTS,
+                ConsentFields.model_validate(
+                    {
+                        "participant_id": participant.id,
+                        "recipient": SANDBOX_HOSPITAL,
+                        "categories": ["encounters", "notes", "demographics"],
+                        "period": {"start": str(today - timedelta(days=1)), "end": str(today + timedelta(days=300))},
+                    }
+                ),
+            )
+
+
+async def _queue(database: Database, sessions: int) -> None:
+    await _participants(database, PARTICIPANTS)
+    async with database.transaction() as conn:
+        program = await get_by_code(conn, "demo")
+        participants = (await RecordRepository(k.PARTICIPANTS).list(conn, program.id, limit=500)).items
+        specialist = (await RecordRepository(k.SPECIALISTS).list(conn, program.id, limit=1)).items[0]
+    start = datetime.now(UTC) - timedelta(days=90)
+    for i in range(sessions):
+        async with database.transaction() as conn:
+            encounter = await operations.create(
+                conn,
+                program.id,
+                rt.ENCOUNTERS,
+                PeerEncounterFields.model_validate(
+                    {
+                        "participant_id": participants[i % len(participants)].id,
+                        "specialist_id": specialist.id,
+                        "start": start + timedelta(hours=i),
+                        "end": start + timedelta(hours=i, minutes=30),
+                        "modality": "in-person",
+                        "support_categories": ["emotional"],
+                        "status": "finished",
+                    }
+                ),
+            )
+            note = await operations.create(
+                conn, program.id, rt.NOTES, NoteFields(encounter_id=encounter.id, author_id=specialist.id, text="ok")
+            )
+            await operations.sign_note(conn, program.id, note.id, expected_version=None)
+
+
+async def _delivered_resources(database: Database) -> int:
+    async with database.read() as conn:
+        return len((await conn.execute(ehr_resources.select())).all())
+
+
+async def _run(
+    workdir: Path, sandbox_root: str, secret: str, fhir_base: str, sessions: int, bundles: bool
+) -> dict[str, Any]:
+    url = f"sqlite+aiosqlite:///{workdir}/bench-{'b' if bundles else 's'}.db"
+    upgrade(url)
+    settings = Settings(
+        database_url=url, keys_dir=workdir / "keys", outbox_bundles=bundles, outbox_batch=100, worker_idle_seconds=0.05
+    )
+    database = Database(url)
+    await _seed(database)
+    await pair(settings, sandbox_root, secret, fhir_base)
+    async with database.transaction() as conn:  # the connection's default 20 requests/s would be the bench
+        await conn.execute(ehr_connections.update().values(rate_per_second=100_000))
+    await _queue(database, sessions)
+    async with database.transaction() as conn:
+        queued = len((await conn.execute(outbox.select())).all())
+    recording = Recording()
+    worker = Worker(database, settings, transport=recording)
+    began = time.perf_counter()
+    handled = await worker.drain()
+    elapsed = time.perf_counter() - began
+    resources = await _delivered_resources(database)
+    await database.dispose()
+    assert handled == queued, f"handled {handled} of {queued}"
+    token = worker._clients["sandbox"][1]._token
+    assert token is not None
+    floor = await _floor(recording.writes, token[0])
+    return {
+        "changes": queued,
+        "resources": resources,
+        "requests": len(recording.writes),
+        "seconds": elapsed,
+        "rps": resources / elapsed,
+        "floor_seconds": floor,
+        "floor_rps": resources / floor,
+    }
+
+
+async def _floor(writes: list[tuple[str, str, bytes, dict[str, str]]], token: str) -> float:
+    """The same requests, replayed one at a time by a bare httpx client."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        began = time.perf_counter()
+        for method, url, content, headers in writes:
+            response = await http.request(method, url, content=content, headers=headers)
+            response.raise_for_status()
+        return time.perf_counter() - began
+
+
+def main(sessions: int = 150) -> dict[str, float]:
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="peerlink-bench-exchange-") as tmp:
+        workdir = Path(tmp)
+        with running_sandbox(workdir) as sandbox:
+            print(
+                f"Exchange benchmark: {sessions} sessions with signed notes ({2 * sessions} changes) of "
+                f"{PARTICIPANTS + 12} consenting participants to the sandbox EHR on loopback; "
+                "floor = the same requests from a bare httpx loop"
+            )
+            heading = f"{'mode':<10}{'changes':>9}{'resources':>11}{'requests':>10}{'res/s':>9}"
+            print(f"{heading}{'floor res/s':>13}{'ratio':>8}")
+            for label, bundles in (("single", False), ("batched", True)):
+                run = asyncio.run(
+                    _run(workdir, sandbox.root, sandbox.admin_secret, sandbox.fhir_base, sessions, bundles)
+                )
+                ratio = run["rps"] / run["floor_rps"]
+                results[f"{label}_rps"] = run["rps"]
+                results[f"{label}_ratio"] = ratio
+                print(
+                    f"{label:<10}{run['changes']:>9}{run['resources']:>11}{run['requests']:>10}"
+                    f"{run['rps']:>9.0f}{run['floor_rps']:>13.0f}{ratio:>7.2f}x"
+                )
+    batched, ratio = results["batched_rps"], results["batched_ratio"]
+    print(
+        f"batched: {batched:.0f} resources/s (target >= {TARGET_BATCHED_RPS:.0f}): "
+        f"{'meets' if batched >= TARGET_BATCHED_RPS else 'BELOW'}; "
+        f"{ratio:.2f}x the floor (target >= {TARGET_FLOOR_RATIO}): "
+        f"{'meets' if ratio >= TARGET_FLOOR_RATIO else 'BELOW'}"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)

@@ -1,0 +1,88 @@
+"""`make run` then `peerlink sandbox scenario ...`, as real processes on loopback: the gateway with its
+worker and the sandbox EHR (`peerlink up`), and the scenario commands a newcomer runs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.gateway import PEERLINK, free_port, seeded_env
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path, str]]:
+    workdir = tmp_path_factory.mktemp("whole-loop")
+    env = seeded_env(workdir)
+    sandbox = f"http://127.0.0.1:{free_port()}"
+    log = workdir / "up.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [PEERLINK, "up", "--sandbox-port", sandbox.rsplit(":", 1)[1]],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{env['PEERLINK_PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200 and "paired" in log.read_text():
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        yield env, workdir, sandbox
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        assert process.returncode == 0, log.read_text()[-3000:]
+
+
+def scenario(running: tuple[dict[str, str], Path, str], name: str) -> str:
+    env, workdir, sandbox = running
+    done = subprocess.run(
+        [PEERLINK, "sandbox", "scenario", name, "--sandbox", sandbox],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_referral_loop_completes_every_step(running):
+    out = scenario(running, "referral-loop")
+    for step in (
+        "the clinic sends a referral",
+        "PeerLink polls the EHR",
+        "accepts it",
+        "two peer sessions",
+        "reach the EHR as Encounter + DocumentReference",
+        "shows completed with the sessions as output",
+    ):
+        assert step in out
+    assert out.count("      ok: Encounter/") == 2
+    assert "status completed, output Encounter/" in out
+    assert out.rstrip().endswith("scenario passed")
+
+
+def test_care_team_sync(running):
+    assert "scenario passed" in scenario(running, "care-team-sync")
+
+
+def test_an_ehr_outage_loses_nothing(running):
+    out = scenario(running, "ehr-outage")
+    assert "all 3 sessions and notes delivered" in out and "'dead_lettered': 0" in out
