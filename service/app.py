@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.middleware.gzip import GZipMiddleware
 
-from service import __version__
+from service import __version__, tracing
 from service.api import admin, admin_exchange, auth, health, problems
 from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
 from service.exchange.worker import Worker
+from service.metrics import Metrics
 from service.settings import Settings, get_settings
 from service.store import Database
 
@@ -31,6 +33,7 @@ def create_app(
     database: Database | None = None,
     *,
     outbound: httpx.AsyncBaseTransport | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     """``outbound`` carries the gateway's own outbound HTTP (client JWKS URLs, an external issuer's
     keys, and the in-process worker's EHR calls)."""
@@ -55,6 +58,7 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.program_cache = {}
+    app.state.metrics = Metrics()
     app.state.security = security.build(settings, database, outbound)
     app.state.outbound = outbound
     problems.install(app)
@@ -66,5 +70,8 @@ def create_app(
     app.include_router(peer_router())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(RequestContextMiddleware)  # added last: outermost
+    traces = tracing.provider(settings.otel_endpoint, span_exporter)
+    if traces is not None:
+        tracing.instrument(app, database, traces)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # added last: outermost
     return app

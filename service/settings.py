@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     circuit_failures: int = Field(default=5, ge=1, description="Failures in a row that open a connection's circuit.")
     circuit_open_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit rests.")
 
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",
+    )
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

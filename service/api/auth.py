@@ -102,6 +102,7 @@ async def token(request: Request) -> JSONResponse:
                 detail={"error": error.error, "reason": error.description},
             ),
         )
+        request.app.state.metrics.token_failures.labels(error.error).inc()
         body = {"error": error.error, "error_description": error.description}
         headers = {**NO_STORE, **({"WWW-Authenticate": "Bearer"} if error.status == 401 else {})}
         return JSONResponse(body, status_code=error.status, headers=headers)
@@ -119,4 +120,5 @@ async def token(request: Request) -> JSONResponse:
             detail={"scope": granted.body.get("scope", "")},
         ),
     )
+    request.app.state.metrics.tokens.labels(granted.client.client_id).inc()
     return JSONResponse(granted.body, headers=NO_STORE)

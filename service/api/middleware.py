@@ -11,16 +11,26 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import error_document
+from service.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 log = structlog.get_logger("peerlink.access")
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (/peer/v1/participants/{record_id}): a bounded label, no ids."""
+    if scope.get("route") is None:
+        return "unmatched"
+    values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    return "/".join(f"{{{values[part]}}}" if part in values else part for part in str(scope["path"]).split("/"))
+
+
 class RequestContextMiddleware:
     """Gives every request an id (X-Request-ID, ours unless the caller sent a sane one) and logs it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,14 +55,22 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
+                elapsed = time.perf_counter() - started
+                state = scope.get("state", {})
+                access = state.get("access")
                 # The path holds only our own record ids; the query string (names, identifiers) is left out.
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
+                    client_id=access.client_id if access is not None else state.get("client_id"),
                 )
+                if self.metrics is not None:
+                    route = route_template(scope)
+                    self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+                    self.metrics.latency.labels(scope["method"], route).observe(elapsed)
 
 
 class BodyLimitMiddleware:

@@ -1,0 +1,476 @@
+"""The scale run shared by `tests/e2e/test_scale.py` and `tests/bench/bench_scale.py`: real processes on
+loopback, on a fresh PostgreSQL database.
+
+- the sandbox EHR (`python -m service.sandbox`), paired with the gateway (connection ``sandbox``);
+- GATEWAYS `peerlink serve` processes sharing the database, the keys folder and one public URL;
+- ``workers`` `peerlink worker` processes, started before the load, so deliveries run while it lasts;
+- the load: peer-API writes sent by CONCURRENCY requests in flight, each request to the next gateway in
+  turn: SESSIONS_WITH_NOTES finished sessions each with a note created and signed (3 writes each) and
+  SESSIONS_ALONE more finished sessions (1 write each): 2,000 writes, 1,500 changes for the EHR.
+
+Before the load, the demo program gets more consenting participants through the peer API (not counted,
+not timed): a participant's changes reach an EHR in order, one at a time, so with only the 12 seeded
+participants at most 12 changes could be in flight, whatever the number of workers.
+
+Two settings differ from the defaults, both so that what is measured is the delivery itself: the
+connection's request budget (``rate_per_second``, 20 by default, per worker) is lifted, and a worker
+that finds nothing to claim rests 0.1 s instead of 1 s.
+
+Measured: writes/s (the writes over the time from the first write sent to the last answered) and
+deliveries/s (the changes of the load over the time from the first write sent to the last change's
+``finished_at`` in the outbox, i.e. until the outbox is empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from service.auth.backend_client import fetch_token, private_key_file
+from service.sandbox.control import RunningSandbox, running_sandbox
+from service.sandbox.pairing import pair
+from service.seed import SANDBOX_HOSPITAL
+from service.settings import Settings
+from service.store import Database
+from service.store.migrate import upgrade
+from service.store.tables import ehr_connections
+from tests.e2e.gateway import PEERLINK, free_port
+
+GATEWAYS = 2
+CONCURRENCY = 16
+SESSIONS_WITH_NOTES = 500  # 3 writes each: the session, its note, the signature
+SESSIONS_ALONE = 500  # 1 write each
+WRITES = 3 * SESSIONS_WITH_NOTES + SESSIONS_ALONE
+PARTICIPANTS = 100  # consenting participants in all (the seed's 12 and the rest made before the load)
+DRAIN_TIMEOUT_SECONDS = 120.0
+ADMIN_HEADER = "X-Sandbox-Admin"
+
+
+# --- databases --------------------------------------------------------------------------------------------
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def fresh_database(server_url: str, prefix: str = "peerlink_scale") -> str:
+    """A new, empty database on the server of ``server_url`` (any database URL of that server)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(f"{_dsn(server_url).rsplit('/', 1)[0]}/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    server, name = _dsn(url).rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def postgres_server_url() -> str | None:
+    """The PostgreSQL server to make databases on: PEERLINK_BENCH_DATABASE_URL, else PEERLINK_TEST_DATABASE_URL."""
+    for variable in ("PEERLINK_BENCH_DATABASE_URL", "PEERLINK_TEST_DATABASE_URL"):
+        url = os.environ.get(variable, "")
+        if url.startswith(("postgresql://", "postgresql+asyncpg://")):
+            return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return None
+
+
+# --- processes --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def process(command: list[str], env: dict[str, str], log: Path, ready_url: str | None = None) -> Iterator[int]:
+    """A process of ours: started, optionally waited for (``ready_url`` answers 200), stopped with SIGTERM
+    (SIGKILL if it does not stop in 20 s), by its pid. Yields the pid."""
+    with log.open("a") as out:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while ready_url is not None:
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if child.poll() is not None:
+                raise RuntimeError(f"{command[1:]} exited with {child.returncode}: {log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[1:]} not ready: {log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield child.pid
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+
+
+# --- the result ---------------------------------------------------------------------------------------------
+@dataclass
+class AuditCheck:
+    how: str
+    """"peerlink audit verify", or "service.audit.verify (the command is not there)"."""
+    ok: bool
+    output: str
+
+
+@dataclass
+class ScaleRun:
+    workers: int
+    writes: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    """The first few non-2xx answers: method, path, status, body (synthetic data only)."""
+    latencies: list[float] = field(default_factory=list)
+    write_seconds: float = 0.0
+    deliver_seconds: float = 0.0
+    """From the first write sent to the last change of the load delivered."""
+    drained: bool = False
+    sessions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Ids of the sessions and of the signed notes written."""
+    outbox_before: dict[tuple[str, str], int] = field(default_factory=dict)
+    outbox_after: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(kind, state) -> rows, before the load and at the end."""
+    load_rows: dict[str, int] = field(default_factory=dict)
+    """state -> outbox rows of the load's records, at the end."""
+    sandbox_added: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """FHIR type -> our record id -> versionIds of the sandbox resources carrying it."""
+    audit: AuditCheck | None = None
+    logs: dict[str, str] = field(default_factory=dict)
+    """Tails of the process logs with a traceback or an error in them."""
+
+    @property
+    def changes(self) -> int:
+        return len(self.sessions) + len(self.notes)
+
+    def latency_ms(self, quantile: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000 if ordered else 0.0
+
+    @property
+    def writes_per_second(self) -> float:
+        return self.writes / self.write_seconds if self.write_seconds else 0.0
+
+    @property
+    def deliveries_per_second(self) -> float:
+        return self.changes / self.deliver_seconds if self.deliver_seconds else 0.0
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+def run_scale(workdir: Path, server_url: str, workers: int, *, verify: bool = True) -> ScaleRun:
+    """The whole run on a database of its own (dropped at the end). ``verify``: also read back what the
+    sandbox holds (versions) and verify the audit chain."""
+    url = asyncio.run(fresh_database(server_url))
+    try:
+        return _run(workdir, url, workers, verify)
+    finally:
+        asyncio.run(drop_database(url))
+
+
+def _run(workdir: Path, url: str, workers: int, verify: bool) -> ScaleRun:
+    workdir.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    ports = [free_port() for _ in range(GATEWAYS)]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    keys_dir = workdir / "keys"
+    env = {
+        **os.environ,
+        "PEERLINK_DATABASE_URL": url,
+        "PEERLINK_KEYS_DIR": str(keys_dir),
+        "PEERLINK_LOG_LEVEL": "WARNING",
+        "PEERLINK_HOST": "127.0.0.1",
+        "PEERLINK_PORT": str(ports[0]),
+        "PEERLINK_PUBLIC_URL": bases[0],  # one issuer and audience for every gateway
+        "PEERLINK_ACCESS_TOKEN_SECONDS": "3600",
+        "PEERLINK_WORKER_IN_PROCESS": "false",
+        "PEERLINK_WORKER_IDLE_SECONDS": "0.1",
+    }
+    for step in (["seed"], ["keys", "list"]):  # the demo program and client, the signing keys (shared)
+        subprocess.run([PEERLINK, *step], env=env, check=True, capture_output=True, timeout=120)
+    run = ScaleRun(workers)
+    logs = [workdir / f"gateway-{i + 1}.log" for i in range(GATEWAYS)] + [workdir / "workers.log"]
+    with contextlib.ExitStack() as stack:
+        sandbox = stack.enter_context(running_sandbox(workdir))
+        logs.append(sandbox.log)
+        asyncio.run(_pair(Settings(database_url=url, keys_dir=keys_dir), sandbox, url))
+        for i, port in enumerate(ports):  # one after another
+            stack.enter_context(
+                process(
+                    [PEERLINK, "serve"],
+                    {**env, "PEERLINK_PORT": str(port)},
+                    logs[i],
+                    ready_url=f"{bases[i]}/readyz",
+                )
+            )
+        token = subprocess.run(
+            [PEERLINK, "token", "--url", f"{bases[0]}/auth/token"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        participants, specialists = asyncio.run(_participants(bases, token, PARTICIPANTS))
+        before = _sandbox_state(sandbox)
+        run.outbox_before = asyncio.run(_outbox(url))
+        with contextlib.ExitStack() as running_workers:
+            for _ in range(workers):
+                running_workers.enter_context(process([PEERLINK, "worker"], env, logs[-2]))
+            asyncio.run(_load_and_drain(run, url, bases, token, participants, specialists))
+        # the workers have stopped (SIGTERM: what they held went back to the queue)
+        run.outbox_after = asyncio.run(_outbox(url))
+        run.load_rows = asyncio.run(_load_rows(url, run.sessions + run.notes))
+        after = _sandbox_state(sandbox)
+        run.sandbox_added = {
+            t: after["counts"].get(t, 0) - before["counts"].get(t, 0) for t in ("Encounter", "DocumentReference")
+        }
+        if verify:
+            run.versions = asyncio.run(
+                _versions(sandbox, keys_dir, {"Encounter": run.sessions, "DocumentReference": run.notes})
+            )
+            run.audit = audit_check(env)
+    for log in logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Traceback" in text or '"level": "error"' in text or '"level":"error"' in text:
+            run.logs[log.name] = text[-3000:]
+    return run
+
+
+async def _pair(settings: Settings, sandbox: RunningSandbox, url: str) -> None:
+    await pair(settings, sandbox.root, sandbox.admin_secret, sandbox.fhir_base)
+    database = Database(url)
+    try:
+        async with database.transaction() as conn:  # the connection's request budget would be the measure
+            await conn.execute(ehr_connections.update().values(rate_per_second=100_000))
+    finally:
+        await database.dispose()
+
+
+def _sandbox_state(sandbox: RunningSandbox) -> dict[str, Any]:
+    response = httpx.get(f"{sandbox.root}/sandbox/state", headers={ADMIN_HEADER: sandbox.admin_secret}, timeout=30)
+    response.raise_for_status()
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def _participants(bases: list[str], token: str, total: int) -> tuple[list[str], list[str]]:
+    """Consenting participants up to ``total`` (through the peer API); ids of the participants and of the
+    active specialists."""
+    today = date.today()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=bases[0], headers=headers, timeout=60) as http:
+
+        async def ids(path: str) -> list[dict[str, Any]]:
+            response = await http.get(path, params={"limit": 500})
+            response.raise_for_status()
+            items: list[dict[str, Any]] = response.json()["items"]
+            return items
+
+        existing = await ids("/peer/v1/participants")
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(i: int) -> None:
+            async with gate:
+                made = await http.post(
+                    "/peer/v1/participants",
+                    json={
+                        "name": {"family": f"Scale{i:03d}", "given": ["Pat"]},
+                        "birth_date": "1980-01-01",
+                        "gender": "unknown",
+                    },
+                )
+                made.raise_for_status()
+                consent = await http.post(
+                    "/peer/v1/consents",
+                    json={
+                        "participant_id": made.json()["id"],
+                        "recipient": SANDBOX_HOSPITAL,
+                        "categories": ["encounters", "notes", "demographics"],
+                        "period": {"start": str(today - timedelta(days=1)), "end": str(today + timedelta(days=300))},
+                    },
+                )
+                consent.raise_for_status()
+
+        await asyncio.gather(*(one(i) for i in range(max(0, total - len(existing)))))
+        participants = [p["id"] for p in await ids("/peer/v1/participants")]
+        specialists = [s["id"] for s in await ids("/peer/v1/specialists") if s.get("active", True)]
+    return participants, specialists
+
+
+class _Refused(Exception):
+    pass
+
+
+async def _load_and_drain(
+    run: ScaleRun, url: str, bases: list[str], token: str, participants: list[str], specialists: list[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    clients = [httpx.AsyncClient(base_url=b, headers=headers, timeout=60, limits=limits) for b in bases]
+    turn = itertools.count()
+    first = datetime.now(UTC) - timedelta(days=45)
+
+    async def post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        http = clients[next(turn) % len(clients)]  # every request to the next gateway in turn
+        sent = time.perf_counter()
+        response = await (http.post(path, json=body) if body is not None else http.post(path))
+        run.latencies.append(time.perf_counter() - sent)
+        run.writes += 1
+        run.statuses[response.status_code] += 1
+        if not 200 <= response.status_code < 300:
+            if len(run.failures) < 10:
+                run.failures.append(f"POST {http.base_url}{path}: {response.status_code} {response.text[:500]}")
+            raise _Refused
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def unit(i: int, with_note: bool) -> None:
+        specialist = specialists[i % len(specialists)]
+        start = first + timedelta(hours=i)
+        session = await post(
+            "/peer/v1/encounters",
+            {
+                "participant_id": participants[i % len(participants)],
+                "specialist_id": specialist,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=40)).isoformat(),
+                "modality": ("phone", "video", "in-person")[i % 3],
+                "support_categories": ["emotional"],
+                "status": "finished",
+            },
+        )
+        run.sessions.append(session["id"])
+        if with_note:
+            note = await post(
+                "/peer/v1/notes",
+                {"encounter_id": session["id"], "author_id": specialist, "text": f"Check-in number {i}."},
+            )
+            await post(f"/peer/v1/notes/{note['id']}/sign")
+            run.notes.append(note["id"])
+
+    # sessions with and without a note alternate, so the mix is the same all along the load
+    work: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+    total = SESSIONS_WITH_NOTES + SESSIONS_ALONE
+    for i in range(total):
+        work.put_nowait((i, i * SESSIONS_WITH_NOTES // total != (i + 1) * SESSIONS_WITH_NOTES // total))
+
+    async def sender() -> None:
+        while not work.empty():
+            i, with_note = work.get_nowait()
+            with contextlib.suppress(_Refused):
+                await unit(i, with_note)
+
+    began_wall = datetime.now(UTC)
+    began = time.perf_counter()
+    try:
+        await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
+        run.write_seconds = time.perf_counter() - began
+    finally:
+        for http in clients:
+            await http.aclose()
+    # until nothing of the load is waiting (or only dead letters are left)
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            waiting = await conn.fetchval("SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')")
+            if waiting == 0:
+                run.drained = True
+                break
+            await asyncio.sleep(0.05)
+        last = await conn.fetchval(
+            "SELECT max(finished_at) FROM outbox WHERE state = 'delivered' AND record_id = ANY($1::text[])",
+            run.sessions + run.notes,
+        )
+    finally:
+        await conn.close()
+    if last is not None:
+        run.deliver_seconds = (last - began_wall).total_seconds()
+
+
+async def _outbox(url: str) -> dict[tuple[str, str], int]:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        rows = await conn.fetch("SELECT kind, state, count(*) AS n FROM outbox GROUP BY kind, state")
+    finally:
+        await conn.close()
+    return {(r["kind"], r["state"]): r["n"] for r in rows}
+
+
+async def _load_rows(url: str, record_ids: list[str]) -> dict[str, int]:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT state, count(*) AS n FROM outbox WHERE record_id = ANY($1::text[]) GROUP BY state", record_ids
+        )
+    finally:
+        await conn.close()
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def _versions(
+    sandbox: RunningSandbox, keys_dir: Path, wanted: dict[str, list[str]]
+) -> dict[str, dict[str, list[str]]]:
+    """Reads every resource of the given types back from the sandbox (as the gateway's client there):
+    per type, our record id -> the versionIds of the resources whose identifier carries it."""
+    key = private_key_file(keys_dir / "sandbox-connection.pem")
+    token = (await fetch_token(sandbox.token_url, "peerlink", key))["access_token"]
+    found: dict[str, dict[str, list[str]]] = {}
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        for resource_type, ids in wanted.items():
+            ours = set(ids)
+            seen: dict[str, list[str]] = {i: [] for i in ids}
+            next_url: str | None = f"{sandbox.fhir_base}/{resource_type}?_count=100"
+            while next_url:
+                response = await http.get(next_url)
+                response.raise_for_status()
+                bundle = response.json()
+                for entry in bundle.get("entry") or []:
+                    resource = entry["resource"]
+                    for ident in resource.get("identifier") or []:
+                        if ident.get("value") in ours:
+                            seen[ident["value"]].append(resource["meta"]["versionId"])
+                next_url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+            found[resource_type] = seen
+    return found
+
+
+def audit_check(env: dict[str, str]) -> AuditCheck:
+    """`peerlink audit verify` when the command is there; else the same walk in-process."""
+    probe = subprocess.run([PEERLINK, "audit", "verify", "--help"], env=env, capture_output=True, timeout=60)
+    if probe.returncode == 0:
+        done = subprocess.run([PEERLINK, "audit", "verify"], env=env, capture_output=True, text=True, timeout=300)
+        return AuditCheck("peerlink audit verify", done.returncode == 0, (done.stdout + done.stderr)[-2000:])
+    from service.audit.verify import verify
+
+    async def walk() -> AuditCheck:
+        database = Database(env["PEERLINK_DATABASE_URL"])
+        try:
+            report = await verify(database)
+        finally:
+            await database.dispose()
+        return AuditCheck("service.audit.verify (no `peerlink audit verify` command)", report.ok, report.summary())
+
+    return asyncio.run(walk())
