@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     circuit_failures: int = Field(default=5, ge=1, description="Failures in a row that open a connection's circuit.")
     circuit_open_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit rests.")
 
+    audit_reads: bool = Field(
+        default=True, description="Audit every read and search (false only to measure what auditing costs)."
+    )
     otel_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",

@@ -22,6 +22,8 @@ class StoredResource:
     version_id: int
     last_updated: datetime
     body: bytes
+    patient_id: str | None = None
+    """The Patient the resource is about (current resources; for the audit record)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ async def current(
 ) -> StoredResource:
     """``organization``: the reader's data boundary; what lies outside it is not found."""
     t = fhir_resources.c
-    query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body).where(
+    query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body, t.patient_id).where(
         t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
     )
     if (inside := visible(organization)) is not None:
@@ -43,11 +45,13 @@ async def current(
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no {resource_type} with that id")
-    return StoredResource(row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body))
+    return StoredResource(
+        row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body), row.patient_id
+    )
 
 
 _CURRENT_SQL = (
-    "SELECT resource_type, resource_id, version_id, last_updated, body FROM fhir_resources "
+    "SELECT resource_type, resource_id, version_id, last_updated, body, patient_id FROM fhir_resources "
     "WHERE program_id = ? AND resource_type = ? AND resource_id = ?"
 )
 
@@ -67,7 +71,8 @@ async def read_current(
         raw.close()  # back to the pool
     if row is None:
         raise NotFound(f"no {resource_type} with that id")
-    return StoredResource(row[0], row[1], row[2], datetime.fromisoformat(row[3]).replace(tzinfo=UTC), bytes(row[4]))
+    moment = datetime.fromisoformat(row[3]).replace(tzinfo=UTC)
+    return StoredResource(row[0], row[1], row[2], moment, bytes(row[4]), row[5])
 
 
 async def version(

@@ -179,6 +179,8 @@ class Found:
     resource_type: str
     resource_id: str
     body: bytes
+    patient_id: str | None = None
+    """The Patient the resource is about (for the audit record of whose data a search returned)."""
 
 
 @dataclass(frozen=True)
@@ -632,7 +634,7 @@ class _Compiler:
 
 
 def _found(row: Any) -> Found:
-    return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body))
+    return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body), row.patient_id)
 
 
 async def run(
@@ -660,12 +662,16 @@ async def run(
     snapshot = select(func.coalesce(func.max(fhir_versions.c.pk), 0)).scalar_subquery().label("snapshot")
     cursor, descending = query.cursor, query.sort.descending
     if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
-        page = select(R.pk, R.resource_type, R.resource_id, R.body, snapshot).where(*filters)
+        page = select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id, snapshot).where(*filters)
         if cursor is not None:
             page = page.where(R.pk < cursor.pk if descending else R.pk > cursor.pk)
         page = page.order_by(R.pk.desc() if descending else R.pk.asc()).limit(query.count + 1)
     else:
-        inner = select(R.pk, R.resource_type, R.resource_id, R.body, key.label("k")).where(*filters).subquery()
+        inner = (
+            select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id, key.label("k"))
+            .where(*filters)
+            .subquery()
+        )
         page = select(inner, snapshot)
         if cursor is not None:
             after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
@@ -701,7 +707,7 @@ async def _included(
     if not matches or not (query.includes or query.revincludes):
         return []
     boundary = [inside] if inside is not None else []
-    columns = (R.pk, R.resource_type, R.resource_id, R.body)
+    columns = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
     seen = {(m.resource_type, m.resource_id) for m in matches}
     found: list[Found] = []
     s = fhir_search.c

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from service.api.access import AccessDep
+from service.api import audit_trail
+from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
+from service.auth.boundary import compartment_patient
 from service.fhir import repository
 from service.fhir.bundle import splice
 from service.fhir.projection import instant
@@ -26,7 +29,7 @@ Cursor = Annotated[str | None, Query(alias="_cursor", max_length=200, descriptio
 async def _history(
     request: Request,
     program_id: str,
-    organization: str | None,
+    access: Access,
     database: DatabaseDep,
     resource_type: str,
     resource_id: str | None,
@@ -45,8 +48,17 @@ async def _history(
             since=since,
             count=count,
             cursor=cursor,
-            organization=organization,
+            organization=access.organization,
         )
+    await audit_trail.reading(
+        request,
+        access,
+        program_id,
+        "history",
+        patients=[compartment_patient(orjson.loads(e.body)) for e in page.entries],
+        entities=[f"{e.resource_type}/{e.resource_id}" for e in page.entries],
+        interaction="history-instance" if resource_id else "history-type",
+    )
     base = base_url(request)
     links = [("self", str(request.url))]
     if page.next_cursor:
@@ -80,13 +92,12 @@ async def history_type(
     count: Count = 50,
     cursor: Cursor = None,
 ) -> Response:
-    return await _history(
-        request, program.id, access.organization, database, resource_type, None, since, count, cursor, pretty
-    )
+    return await _history(request, program.id, access, database, resource_type, None, since, count, cursor, pretty)
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", operation_id="fhir_vread")
 async def vread(
+    request: Request,
     resource_type: str,
     resource_id: FhirId,
     version_id: Annotated[int, Path(ge=1)],
@@ -98,6 +109,14 @@ async def vread(
     resource_type = resource_type_of(resource_type)
     async with database.read() as conn:
         found = await repository.version(conn, program.id, resource_type, resource_id, version_id, access.organization)
+    await audit_trail.reading(
+        request,
+        access,
+        program.id,
+        "vread",
+        patients=[compartment_patient(orjson.loads(found.body))],
+        entities=[f"{resource_type}/{resource_id}/_history/{version_id}"],
+    )
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)
 
 
@@ -115,12 +134,13 @@ async def history_instance(
     cursor: Cursor = None,
 ) -> Response:
     return await _history(
-        request, program.id, access.organization, database, resource_type, resource_id, since, count, cursor, pretty
+        request, program.id, access, database, resource_type, resource_id, since, count, cursor, pretty
     )
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read", operation_id="fhir_read")
 async def read(
+    request: Request,
     resource_type: str,
     resource_id: FhirId,
     program: ProgramDep,
@@ -130,4 +150,7 @@ async def read(
 ) -> Response:
     resource_type = resource_type_of(resource_type)
     found = await repository.read_current(database, program.id, resource_type, resource_id, access.organization)
+    await audit_trail.reading(
+        request, access, program.id, "read", patients=[found.patient_id], entities=[f"{resource_type}/{resource_id}"]
+    )
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.api import audit_trail
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.domain.errors import BadRequest, UnsupportedMediaType
@@ -64,6 +65,16 @@ async def _search(
         result = await search.run(conn, program_id, query, access.organization)
     # included resources of a type the token may not read are left out (SMART scopes hold for includes too)
     result = replace(result, included=[f for f in result.included if access.may_read(f.resource_type)])
+    returned = [*result.matches, *result.included]
+    await audit_trail.reading(
+        request,
+        access,
+        program_id,
+        "search",
+        patients=[f.patient_id for f in returned],
+        entities=[f"{f.resource_type}/{f.resource_id}" for f in returned],
+        query=f"{resource_type}?{urlencode(items)}",
+    )
     return fhir_response(search.bundle(query, result, base), pretty=pretty)
 
 

@@ -12,8 +12,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.api import audit_trail
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
+from service.auth.boundary import compartment_patient
 from service.auth.scopes import Interaction
 from service.domain import Program
 from service.domain.errors import BadRequest, UnsupportedMediaType
@@ -116,10 +118,23 @@ async def transaction(
     body = await _json(request, FHIR_BODY)
     base = base_url(request)
     permit, organization = _permit(access), access.organization
-    result = await inbound.run(
-        database,
-        lambda conn: inbound.transaction(conn, program, body, base, permit=permit, organization=organization),
-    )
+
+    async def work(conn: AsyncConnection) -> bytes:
+        answer = await inbound.transaction(conn, program, body, base, permit=permit, organization=organization)
+        resources = [e.get("resource") or {} for e in orjson.loads(answer).get("entry", [])]
+        await audit_trail.changing(
+            conn,
+            request,
+            access,
+            program.id,
+            "transaction",
+            "E",
+            patients=[compartment_patient(r) for r in resources],
+            entities=[f"{r.get('resourceType')}/{r.get('id')}" for r in resources],
+        )
+        return answer
+
+    result = await inbound.run(database, work)
     return fhir_response(result, pretty=pretty)
 
 
@@ -135,7 +150,19 @@ async def _handle(
 
     async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
         outcome = await act(conn)
-        return outcome, await inbound.written(conn, program.id, outcome, access.organization)
+        stored = await inbound.written(conn, program.id, outcome, access.organization)
+        subtype = {"POST": "create", "PUT": "update", "PATCH": "patch"}[request.method]
+        await audit_trail.changing(
+            conn,
+            request,
+            access,
+            program.id,
+            subtype,
+            "C" if outcome.created else "U",
+            patients=[stored.patient_id],
+            entities=[f"{stored.resource_type}/{stored.resource_id}"],
+        )
+        return outcome, stored
 
     outcome, stored = await inbound.run(database, work)
     return _answer(request, outcome, stored, pretty)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 
+from service.api.access import AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep, etag, refuse_body
 from service.domain import Consent, Note, Program, Referral
 from service.domain.note import AmendmentFields
 from service.domain.referral import ReferralAction, TransitionRequest
 from service.records import operations
+
+from .records import changed
 
 router = APIRouter()
 
@@ -28,9 +31,11 @@ def _referral_route(action: ReferralAction, summary: str) -> None:
         operation_id=f"{action.value}_referral",
     )
     async def transition(
+        request: Request,
         record_id: str,
         body: Annotated[TransitionRequest, Body()],
         program: ProgramDep,
+        access: AccessDep,
         database: DatabaseDep,
         expected_version: IfMatchDep,
         response: Response,
@@ -39,6 +44,7 @@ def _referral_route(action: ReferralAction, summary: str) -> None:
             referral = await operations.transition_referral(
                 conn, program.id, record_id, action, body, expected_version=expected_version
             )
+            await changed(conn, request, access, program, referral, "peer-action", "U")
         _tag(response, referral.version)
         return referral
 
@@ -63,14 +69,17 @@ for _action, _summary in (
     dependencies=[Depends(refuse_body)],
 )
 async def sign_note(
+    request: Request,
     record_id: str,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     response: Response,
 ) -> Note:
     async with database.transaction() as conn:
         note = await operations.sign_note(conn, program.id, record_id, expected_version=expected_version)
+        await changed(conn, request, access, program, note, "peer-action", "U")
     _tag(response, note.version)
     return note
 
@@ -84,15 +93,18 @@ async def sign_note(
     operation_id="amend_note",
 )
 async def amend_note(
+    request: Request,
     record_id: str,
     body: Annotated[AmendmentFields, Body()],
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     response: Response,
 ) -> Note:
     async with database.transaction() as conn:
         note = await operations.amend_note(conn, program.id, record_id, body, expected_version=expected_version)
+        await changed(conn, request, access, program, note, "peer-action", "C")
     _tag(response, note.version)
     response.headers["Location"] = f"/peer/v1/notes/{note.id}"
     return note
@@ -107,14 +119,17 @@ async def amend_note(
     dependencies=[Depends(refuse_body)],
 )
 async def retract_note(
+    request: Request,
     record_id: str,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     response: Response,
 ) -> Note:
     async with database.transaction() as conn:
         note = await operations.retract_note(conn, program.id, record_id, expected_version=expected_version)
+        await changed(conn, request, access, program, note, "peer-action", "U")
     _tag(response, note.version)
     return note
 
@@ -128,14 +143,17 @@ async def retract_note(
     dependencies=[Depends(refuse_body)],
 )
 async def revoke_consent(
+    request: Request,
     record_id: str,
     program: ProgramDep,
+    access: AccessDep,
     database: DatabaseDep,
     expected_version: IfMatchDep,
     response: Response,
 ) -> Consent:
     async with database.transaction() as conn:
         consent = await operations.revoke_consent(conn, program.id, record_id, expected_version=expected_version)
+        await changed(conn, request, access, program, consent, "peer-action", "U")
     _tag(response, consent.version)
     return consent
 

@@ -5,9 +5,12 @@ from typing import Annotated, Any, Optional
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
+from service.api import audit_trail
+from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep, etag
+from service.domain import Program
 from service.records import operations
-from service.records.types import RecordType
+from service.records.types import ALL, RecordType
 from service.store.repository import Range
 
 
@@ -45,6 +48,17 @@ def filter_model(rtype: RecordType[Any]) -> type[BaseModel]:
     return model
 
 
+async def changed(
+    conn: Any, request: Request, access: Access, program: Program, record: Any, subtype: str, action: str
+) -> None:
+    """The change's audit record, last in its transaction."""
+    stored = next(r for r in ALL if isinstance(record, r.stored.model))
+    patient, reference = await audit_trail.peer_subject(conn, program, stored.stored.name, record)
+    await audit_trail.changing(
+        conn, request, access, program.id, subtype, action, patients=[patient], entities=[reference]
+    )
+
+
 def record_router(rtype: RecordType[Any]) -> APIRouter:
     """Routes for ``rtype``; the local classes below are what FastAPI validates and documents."""
     Record: Any = rtype.stored.model
@@ -68,10 +82,16 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
         operation_id=f"create_{rtype.stored.name}",
     )
     async def create(
-        body: Annotated[Fields, Body()], program: ProgramDep, database: DatabaseDep, response: Response
+        request: Request,
+        body: Annotated[Fields, Body()],
+        program: ProgramDep,
+        access: AccessDep,
+        database: DatabaseDep,
+        response: Response,
     ) -> Any:
         async with database.transaction() as conn:
             record = await operations.create(conn, program.id, rtype, body)
+            await changed(conn, request, access, program, record, "peer-create", "C")
         return located(response, record)
 
     @router.get(
@@ -80,9 +100,18 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
         summary=f"Read a {label}",
         operation_id=f"read_{rtype.stored.name}",
     )
-    async def read(record_id: str, program: ProgramDep, database: DatabaseDep, response: Response) -> Any:
+    async def read(
+        request: Request,
+        record_id: str,
+        program: ProgramDep,
+        access: AccessDep,
+        database: DatabaseDep,
+        response: Response,
+    ) -> Any:
         async with database.read() as conn:
             record = await rtype.repository.get(conn, program.id, record_id)
+            patient, reference = await audit_trail.peer_subject(conn, program, rtype.stored.name, record)
+        await audit_trail.reading(request, access, program.id, "peer-read", patients=[patient], entities=[reference])
         return located(response, record)
 
     @router.patch(
@@ -92,9 +121,11 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
         operation_id=f"update_{rtype.stored.name}",
     )
     async def change(
+        request: Request,
         record_id: str,
         body: Annotated[Patch, Body()],
         program: ProgramDep,
+        access: AccessDep,
         database: DatabaseDep,
         expected_version: IfMatchDep,
         response: Response,
@@ -104,6 +135,7 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
             record = await operations.update(
                 conn, program.id, rtype, record_id, changes, expected_version=expected_version
             )
+            await changed(conn, request, access, program, record, "peer-update", "U")
         return located(response, record)
 
     @router.get(
@@ -113,7 +145,11 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
         operation_id=f"list_{rtype.stored.name}",
     )
     async def list_records(
-        request: Request, filters: Annotated[Filters, Query()], program: ProgramDep, database: DatabaseDep
+        request: Request,
+        filters: Annotated[Filters, Query()],
+        program: ProgramDep,
+        access: AccessDep,
+        database: DatabaseDep,
     ) -> Any:
         values = filters.model_dump(exclude={"limit", "cursor"})
         ranges = {}
@@ -125,6 +161,16 @@ def record_router(rtype: RecordType[Any]) -> APIRouter:
             page = await rtype.repository.list(
                 conn, program.id, equals=values, ranges=ranges, limit=filters.limit, cursor=filters.cursor
             )
+            subjects = [await audit_trail.peer_subject(conn, program, rtype.stored.name, r) for r in page.items]
+        await audit_trail.reading(
+            request,
+            access,
+            program.id,
+            "peer-list",
+            patients=[patient for patient, _ in subjects],
+            entities=[reference for _, reference in subjects],
+            query=request.url.query or None,
+        )
         next_url = None
         if page.next_cursor:
             next_url = str(request.url.include_query_params(cursor=page.next_cursor))
