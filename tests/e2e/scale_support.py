@@ -4,21 +4,24 @@ loopback, on a fresh PostgreSQL database.
 - the sandbox EHR (`python -m service.sandbox`), paired with the gateway (connection ``sandbox``);
 - GATEWAYS `peerlink serve` processes sharing the database, the keys folder and one public URL;
 - ``workers`` `peerlink worker` processes, started before the load, so deliveries run while it lasts;
-- the load: peer-API writes sent by CONCURRENCY requests in flight, each request to the next gateway in
-  turn: SESSIONS_WITH_NOTES finished sessions each with a note created and signed (3 writes each) and
+- the load: peer-API writes, CONCURRENCY requests in flight, each request to the next gateway in turn:
+  SESSIONS_WITH_NOTES finished sessions each with a note created and signed (3 writes each) and
   SESSIONS_ALONE more finished sessions (1 write each): 2,000 writes, 1,500 changes for the EHR.
 
-Before the load, the demo program gets more consenting participants through the peer API (not counted,
-not timed): a participant's changes reach an EHR in order, one at a time, so with only the 12 seeded
-participants at most 12 changes could be in flight, whatever the number of workers.
+Before the load the demo program gets more consenting participants, through the peer API (neither
+counted nor timed): a participant's changes reach an EHR in order, one at a time, so with only the 12
+seeded participants at most 12 changes could be in flight, whatever the number of workers.
 
-Two settings differ from the defaults, both so that what is measured is the delivery itself: the
-connection's request budget (``rate_per_second``, 20 by default, per worker) is lifted, and a worker
-that finds nothing to claim rests 0.1 s instead of 1 s.
+Two settings differ from the defaults, so that what is measured is the delivery itself: the connection's
+request budget (``rate_per_second``: 20 by default, and per worker process) is lifted, and a worker that
+finds nothing to claim rests 0.1 s instead of 1 s.
 
-Measured: writes/s (the writes over the time from the first write sent to the last answered) and
-deliveries/s (the changes of the load over the time from the first write sent to the last change's
-``finished_at`` in the outbox, i.e. until the outbox is empty).
+Measured: writes/s (the writes over the time from the first sent to the last answered) and deliveries/s
+(the load's changes over the time from the first write sent to the last change's ``finished_at`` in the
+outbox: until the outbox is empty). While the workers keep up, deliveries/s follows writes/s; what the
+workers could do beyond is shown by an optional backlog (``backlog`` sessions with signed notes written
+while no worker runs, then delivered by the workers at full speed: the outbox is held locked until they
+have started, so their start-up is not timed) and by the CPU time each kind of process used.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import itertools
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -56,7 +60,7 @@ CONCURRENCY = 16
 SESSIONS_WITH_NOTES = 500  # 3 writes each: the session, its note, the signature
 SESSIONS_ALONE = 500  # 1 write each
 WRITES = 3 * SESSIONS_WITH_NOTES + SESSIONS_ALONE
-PARTICIPANTS = 100  # consenting participants in all (the seed's 12 and the rest made before the load)
+PARTICIPANTS = 100  # consenting participants in all (the seed's 12 and those made before the load)
 DRAIN_TIMEOUT_SECONDS = 120.0
 ADMIN_HEADER = "X-Sandbox-Admin"
 
@@ -95,6 +99,35 @@ def postgres_server_url() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def outbox_locked(url: str) -> Iterator[list[datetime]]:
+    """The outbox table locked (ACCESS EXCLUSIVE, from a thread of its own) until the block ends: workers
+    started meanwhile wait at their first claim. Yields a list that then holds the moment of release."""
+    acquired, release = threading.Event(), threading.Event()
+    released: list[datetime] = []
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(_dsn(url))
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+                acquired.set()
+                await asyncio.to_thread(release.wait)
+                released.append(datetime.now(UTC))
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),), daemon=True)
+    thread.start()
+    try:
+        if not acquired.wait(30):
+            raise RuntimeError("could not lock the outbox")
+        yield released
+    finally:
+        release.set()
+        thread.join(30)
+
+
 # --- processes --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def process(command: list[str], env: dict[str, str], log: Path, ready_url: str | None = None) -> Iterator[int]:
@@ -125,11 +158,69 @@ def process(command: list[str], env: dict[str, str], log: Path, ready_url: str |
             child.wait(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process of ours has used so far; 0 where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has used (all CPUs, every process), from /proc/stat; 0 without it."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids: list[int], timeout: float = 30.0) -> None:
+    """Until the processes idle (started up: under 0.05 s of CPU each over 0.3 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = [cpu_seconds(pid) for pid in pids]
+        time.sleep(0.3)
+        if all(cpu_seconds(pid) - used < 0.05 for pid, used in zip(pids, before, strict=True)):
+            return
+
+
 # --- the result ---------------------------------------------------------------------------------------------
+@dataclass
+class Writes:
+    """One batch of peer-API writes: what was answered, how fast, and the records made."""
+
+    count: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    """The first few non-2xx answers: path, status, body (synthetic data only)."""
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    """From the first write sent to the last answered."""
+    sessions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Ids of the sessions and of the signed notes written."""
+
+    @property
+    def changes(self) -> list[str]:
+        """Record ids of the changes the EHR should get."""
+        return self.sessions + self.notes
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def latency_ms(self, quantile: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000 if ordered else 0.0
+
+
 @dataclass
 class AuditCheck:
     how: str
-    """"peerlink audit verify", or "service.audit.verify (the command is not there)"."""
+    """"peerlink audit verify", or the in-process walk when the command is not there."""
     ok: bool
     output: str
 
@@ -137,23 +228,24 @@ class AuditCheck:
 @dataclass
 class ScaleRun:
     workers: int
-    writes: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-    """The first few non-2xx answers: method, path, status, body (synthetic data only)."""
-    latencies: list[float] = field(default_factory=list)
-    write_seconds: float = 0.0
+    load: Writes = field(default_factory=Writes)
     deliver_seconds: float = 0.0
-    """From the first write sent to the last change of the load delivered."""
+    """From the first write of the load sent to the last of its changes delivered."""
     drained: bool = False
-    sessions: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    """Ids of the sessions and of the signed notes written."""
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds used from the first write until the outbox was empty, per kind of process: gateways,
+    workers, sandbox, load (this process), machine (every process: PostgreSQL, and anything else running)."""
+    window_seconds: float = 0.0
+    """Wall time of that window."""
+    backlog: Writes | None = None
+    backlog_seconds: float = 0.0
+    """From the outbox's release (the workers started, the backlog waiting) to its last change delivered."""
+    backlog_drained: bool = False
     outbox_before: dict[tuple[str, str], int] = field(default_factory=dict)
     outbox_after: dict[tuple[str, str], int] = field(default_factory=dict)
     """(kind, state) -> rows, before the load and at the end."""
-    load_rows: dict[str, int] = field(default_factory=dict)
-    """state -> outbox rows of the load's records, at the end."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """state -> outbox rows of the records written (load and backlog), at the end."""
     sandbox_added: dict[str, int] = field(default_factory=dict)
     versions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """FHIR type -> our record id -> versionIds of the sandbox resources carrying it."""
@@ -162,34 +254,37 @@ class ScaleRun:
     """Tails of the process logs with a traceback or an error in them."""
 
     @property
-    def changes(self) -> int:
-        return len(self.sessions) + len(self.notes)
-
-    def latency_ms(self, quantile: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000 if ordered else 0.0
+    def sessions(self) -> list[str]:
+        return self.load.sessions + (self.backlog.sessions if self.backlog else [])
 
     @property
-    def writes_per_second(self) -> float:
-        return self.writes / self.write_seconds if self.write_seconds else 0.0
+    def notes(self) -> list[str]:
+        return self.load.notes + (self.backlog.notes if self.backlog else [])
 
     @property
     def deliveries_per_second(self) -> float:
-        return self.changes / self.deliver_seconds if self.deliver_seconds else 0.0
+        return len(self.load.changes) / self.deliver_seconds if self.deliver_seconds else 0.0
+
+    @property
+    def backlog_per_second(self) -> float:
+        if self.backlog is None or not self.backlog_seconds:
+            return 0.0
+        return len(self.backlog.changes) / self.backlog_seconds
 
 
 # --- the run ----------------------------------------------------------------------------------------------
-def run_scale(workdir: Path, server_url: str, workers: int, *, verify: bool = True) -> ScaleRun:
-    """The whole run on a database of its own (dropped at the end). ``verify``: also read back what the
-    sandbox holds (versions) and verify the audit chain."""
+def run_scale(workdir: Path, server_url: str, workers: int, *, verify: bool = True, backlog: int = 0) -> ScaleRun:
+    """The whole run on a database of its own (dropped at the end). ``verify``: read back what the sandbox
+    holds (versions) and verify the audit chain; ``backlog``: sessions with signed notes written while no
+    worker runs, after the load, then delivered."""
     url = asyncio.run(fresh_database(server_url))
     try:
-        return _run(workdir, url, workers, verify)
+        return _run(workdir, url, workers, verify, backlog)
     finally:
         asyncio.run(drop_database(url))
 
 
-def _run(workdir: Path, url: str, workers: int, verify: bool) -> ScaleRun:
+def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> ScaleRun:
     workdir.mkdir(parents=True, exist_ok=True)
     upgrade(url)
     ports = [free_port() for _ in range(GATEWAYS)]
@@ -207,7 +302,7 @@ def _run(workdir: Path, url: str, workers: int, verify: bool) -> ScaleRun:
         "PEERLINK_WORKER_IN_PROCESS": "false",
         "PEERLINK_WORKER_IDLE_SECONDS": "0.1",
     }
-    for step in (["seed"], ["keys", "list"]):  # the demo program and client, the signing keys (shared)
+    for step in (["seed"], ["keys", "list"]):  # the demo program and client; the signing keys, shared
         subprocess.run([PEERLINK, *step], env=env, check=True, capture_output=True, timeout=120)
     run = ScaleRun(workers)
     logs = [workdir / f"gateway-{i + 1}.log" for i in range(GATEWAYS)] + [workdir / "workers.log"]
@@ -215,15 +310,10 @@ def _run(workdir: Path, url: str, workers: int, verify: bool) -> ScaleRun:
         sandbox = stack.enter_context(running_sandbox(workdir))
         logs.append(sandbox.log)
         asyncio.run(_pair(Settings(database_url=url, keys_dir=keys_dir), sandbox, url))
+        roles: dict[str, list[int]] = {"gateways": [], "workers": [], "sandbox": [sandbox.pid]}
         for i, port in enumerate(ports):  # one after another
-            stack.enter_context(
-                process(
-                    [PEERLINK, "serve"],
-                    {**env, "PEERLINK_PORT": str(port)},
-                    logs[i],
-                    ready_url=f"{bases[i]}/readyz",
-                )
-            )
+            gateway = process([PEERLINK, "serve"], {**env, "PEERLINK_PORT": str(port)}, logs[i], f"{bases[i]}/readyz")
+            roles["gateways"].append(stack.enter_context(gateway))
         token = subprocess.run(
             [PEERLINK, "token", "--url", f"{bases[0]}/auth/token"],
             env=env,
@@ -232,24 +322,54 @@ def _run(workdir: Path, url: str, workers: int, verify: bool) -> ScaleRun:
             text=True,
             timeout=60,
         ).stdout.strip()
-        participants, specialists = asyncio.run(_participants(bases, token, PARTICIPANTS))
+        writer = _Writer(bases, token)
+        asyncio.run(writer.prepare(PARTICIPANTS))
         before = _sandbox_state(sandbox)
         run.outbox_before = asyncio.run(_outbox(url))
-        with contextlib.ExitStack() as running_workers:
+
+        # the load, delivered while it is written
+        with contextlib.ExitStack() as running:
             for _ in range(workers):
-                running_workers.enter_context(process([PEERLINK, "worker"], env, logs[-2]))
-            asyncio.run(_load_and_drain(run, url, bases, token, participants, specialists))
+                roles["workers"].append(running.enter_context(process([PEERLINK, "worker"], env, logs[-2])))
+            settle(roles["workers"])  # started up: their start-up is not the load's
+            used = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
+            machine, ours, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+            began = datetime.now(UTC)
+            total = SESSIONS_WITH_NOTES + SESSIONS_ALONE
+            # sessions with and without a note spread evenly, so the mix is the same all along
+            plan = [
+                (i, i * SESSIONS_WITH_NOTES // total != (i + 1) * SESSIONS_WITH_NOTES // total) for i in range(total)
+            ]
+            asyncio.run(writer.write(run.load, plan))
+            run.drained, last = asyncio.run(_drained(url, run.load.changes))
+            run.window_seconds = time.perf_counter() - wall
+            run.cpu = {role: sum(cpu_seconds(pid) for pid in pids) - used[role] for role, pids in roles.items()}
+            run.cpu["load"] = time.process_time() - ours
+            run.cpu["machine"] = machine_busy_seconds() - machine
+            run.deliver_seconds = (last - began).total_seconds() if last else 0.0
+            roles["workers"].clear()
         # the workers have stopped (SIGTERM: what they held went back to the queue)
+
+        if backlog:  # written while no worker runs, then delivered at full speed
+            run.backlog = Writes()
+            plan = [(total + i, True) for i in range(backlog)]
+            asyncio.run(writer.write(run.backlog, plan))
+            with contextlib.ExitStack() as running:
+                with outbox_locked(url) as released:
+                    pids = [running.enter_context(process([PEERLINK, "worker"], env, logs[-2])) for _ in range(workers)]
+                    settle(pids)  # started up, waiting at their first claim
+                run.backlog_drained, last = asyncio.run(_drained(url, run.backlog.changes))
+            run.backlog_seconds = (last - released[0]).total_seconds() if last else 0.0
+
         run.outbox_after = asyncio.run(_outbox(url))
-        run.load_rows = asyncio.run(_load_rows(url, run.sessions + run.notes))
+        run.rows = asyncio.run(_rows(url, run.sessions + run.notes))
         after = _sandbox_state(sandbox)
         run.sandbox_added = {
             t: after["counts"].get(t, 0) - before["counts"].get(t, 0) for t in ("Encounter", "DocumentReference")
         }
         if verify:
-            run.versions = asyncio.run(
-                _versions(sandbox, keys_dir, {"Encounter": run.sessions, "DocumentReference": run.notes})
-            )
+            wanted = {"Encounter": run.sessions, "DocumentReference": run.notes}
+            run.versions = asyncio.run(_versions(sandbox, keys_dir, wanted))
             run.audit = audit_check(env)
     for log in logs:
         text = log.read_text(errors="replace") if log.exists() else ""
@@ -262,7 +382,7 @@ async def _pair(settings: Settings, sandbox: RunningSandbox, url: str) -> None:
     await pair(settings, sandbox.root, sandbox.admin_secret, sandbox.fhir_base)
     database = Database(url)
     try:
-        async with database.transaction() as conn:  # the connection's request budget would be the measure
+        async with database.transaction() as conn:  # else the connection's request budget is what is measured
             await conn.execute(ehr_connections.update().values(rate_per_second=100_000))
     finally:
         await database.dispose()
@@ -275,139 +395,140 @@ def _sandbox_state(sandbox: RunningSandbox) -> dict[str, Any]:
     return state
 
 
-async def _participants(bases: list[str], token: str, total: int) -> tuple[list[str], list[str]]:
-    """Consenting participants up to ``total`` (through the peer API); ids of the participants and of the
-    active specialists."""
-    today = date.today()
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=bases[0], headers=headers, timeout=60) as http:
-
-        async def ids(path: str) -> list[dict[str, Any]]:
-            response = await http.get(path, params={"limit": 500})
-            response.raise_for_status()
-            items: list[dict[str, Any]] = response.json()["items"]
-            return items
-
-        existing = await ids("/peer/v1/participants")
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(i: int) -> None:
-            async with gate:
-                made = await http.post(
-                    "/peer/v1/participants",
-                    json={
-                        "name": {"family": f"Scale{i:03d}", "given": ["Pat"]},
-                        "birth_date": "1980-01-01",
-                        "gender": "unknown",
-                    },
-                )
-                made.raise_for_status()
-                consent = await http.post(
-                    "/peer/v1/consents",
-                    json={
-                        "participant_id": made.json()["id"],
-                        "recipient": SANDBOX_HOSPITAL,
-                        "categories": ["encounters", "notes", "demographics"],
-                        "period": {"start": str(today - timedelta(days=1)), "end": str(today + timedelta(days=300))},
-                    },
-                )
-                consent.raise_for_status()
-
-        await asyncio.gather(*(one(i) for i in range(max(0, total - len(existing)))))
-        participants = [p["id"] for p in await ids("/peer/v1/participants")]
-        specialists = [s["id"] for s in await ids("/peer/v1/specialists") if s.get("active", True)]
-    return participants, specialists
-
-
 class _Refused(Exception):
     pass
 
 
-async def _load_and_drain(
-    run: ScaleRun, url: str, bases: list[str], token: str, participants: list[str], specialists: list[str]
-) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    clients = [httpx.AsyncClient(base_url=b, headers=headers, timeout=60, limits=limits) for b in bases]
-    turn = itertools.count()
-    first = datetime.now(UTC) - timedelta(days=45)
+class _Writer:
+    """Peer-API writes as the demo client, CONCURRENCY in flight, each to the next gateway in turn."""
 
-    async def post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        http = clients[next(turn) % len(clients)]  # every request to the next gateway in turn
-        sent = time.perf_counter()
-        response = await (http.post(path, json=body) if body is not None else http.post(path))
-        run.latencies.append(time.perf_counter() - sent)
-        run.writes += 1
-        run.statuses[response.status_code] += 1
-        if not 200 <= response.status_code < 300:
-            if len(run.failures) < 10:
-                run.failures.append(f"POST {http.base_url}{path}: {response.status_code} {response.text[:500]}")
-            raise _Refused
-        answer: dict[str, Any] = response.json()
-        return answer
+    def __init__(self, bases: list[str], token: str) -> None:
+        self.bases = bases
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.participants: list[str] = []
+        self.specialists: list[str] = []
+        self.first = datetime.now(UTC) - timedelta(days=60)
 
-    async def unit(i: int, with_note: bool) -> None:
-        specialist = specialists[i % len(specialists)]
-        start = first + timedelta(hours=i)
-        session = await post(
-            "/peer/v1/encounters",
-            {
-                "participant_id": participants[i % len(participants)],
-                "specialist_id": specialist,
-                "start": start.isoformat(),
-                "end": (start + timedelta(minutes=40)).isoformat(),
-                "modality": ("phone", "video", "in-person")[i % 3],
-                "support_categories": ["emotional"],
-                "status": "finished",
-            },
-        )
-        run.sessions.append(session["id"])
-        if with_note:
-            note = await post(
-                "/peer/v1/notes",
-                {"encounter_id": session["id"], "author_id": specialist, "text": f"Check-in number {i}."},
+    async def prepare(self, total: int) -> None:
+        """Consenting participants up to ``total``; the participants and active specialists to write for."""
+        today = date.today()
+        async with httpx.AsyncClient(base_url=self.bases[0], headers=self.headers, timeout=60) as http:
+
+            async def items(path: str) -> list[dict[str, Any]]:
+                response = await http.get(path, params={"limit": 500})
+                response.raise_for_status()
+                found: list[dict[str, Any]] = response.json()["items"]
+                return found
+
+            gate = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    made = await http.post(
+                        "/peer/v1/participants",
+                        json={
+                            "name": {"family": f"Scale{i:03d}", "given": ["Pat"]},
+                            "birth_date": "1980-01-01",
+                            "gender": "unknown",
+                        },
+                    )
+                    made.raise_for_status()
+                    period = {"start": str(today - timedelta(days=1)), "end": str(today + timedelta(days=300))}
+                    consent = await http.post(
+                        "/peer/v1/consents",
+                        json={
+                            "participant_id": made.json()["id"],
+                            "recipient": SANDBOX_HOSPITAL,
+                            "categories": ["encounters", "notes", "demographics"],
+                            "period": period,
+                        },
+                    )
+                    consent.raise_for_status()
+
+            missing = total - len(await items("/peer/v1/participants"))
+            await asyncio.gather(*(one(i) for i in range(max(0, missing))))
+            self.participants = [p["id"] for p in await items("/peer/v1/participants")]
+            self.specialists = [s["id"] for s in await items("/peer/v1/specialists") if s.get("active", True)]
+
+    async def write(self, tally: Writes, plan: list[tuple[int, bool]]) -> None:
+        """For each (i, with_note) of ``plan``: a finished session, and with_note a note created and signed."""
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        clients = [httpx.AsyncClient(base_url=b, headers=self.headers, timeout=60, limits=limits) for b in self.bases]
+        turn = itertools.count()
+
+        async def post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+            http = clients[next(turn) % len(clients)]
+            sent = time.perf_counter()
+            response = await (http.post(path, json=body) if body is not None else http.post(path))
+            tally.latencies.append(time.perf_counter() - sent)
+            tally.count += 1
+            tally.statuses[response.status_code] += 1
+            if not 200 <= response.status_code < 300:
+                if len(tally.failures) < 10:
+                    tally.failures.append(f"POST {http.base_url}{path}: {response.status_code} {response.text[:500]}")
+                raise _Refused
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        async def unit(i: int, with_note: bool) -> None:
+            specialist = self.specialists[i % len(self.specialists)]
+            start = self.first + timedelta(minutes=45 * i)
+            session = await post(
+                "/peer/v1/encounters",
+                {
+                    "participant_id": self.participants[i % len(self.participants)],
+                    "specialist_id": specialist,
+                    "start": start.isoformat(),
+                    "end": (start + timedelta(minutes=40)).isoformat(),
+                    "modality": ("phone", "video", "in-person")[i % 3],
+                    "support_categories": ["emotional"],
+                    "status": "finished",
+                },
             )
-            await post(f"/peer/v1/notes/{note['id']}/sign")
-            run.notes.append(note["id"])
+            tally.sessions.append(session["id"])
+            if with_note:
+                note = await post(
+                    "/peer/v1/notes",
+                    {"encounter_id": session["id"], "author_id": specialist, "text": f"Check-in number {i}."},
+                )
+                await post(f"/peer/v1/notes/{note['id']}/sign")
+                tally.notes.append(note["id"])
 
-    # sessions with and without a note alternate, so the mix is the same all along the load
-    work: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
-    total = SESSIONS_WITH_NOTES + SESSIONS_ALONE
-    for i in range(total):
-        work.put_nowait((i, i * SESSIONS_WITH_NOTES // total != (i + 1) * SESSIONS_WITH_NOTES // total))
+        work = iter(plan)
 
-    async def sender() -> None:
-        while not work.empty():
-            i, with_note = work.get_nowait()
-            with contextlib.suppress(_Refused):
-                await unit(i, with_note)
+        async def sender() -> None:
+            for i, with_note in work:  # one iterator shared by every sender
+                with contextlib.suppress(_Refused):
+                    await unit(i, with_note)
 
-    began_wall = datetime.now(UTC)
-    began = time.perf_counter()
-    try:
-        await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
-        run.write_seconds = time.perf_counter() - began
-    finally:
-        for http in clients:
-            await http.aclose()
-    # until nothing of the load is waiting (or only dead letters are left)
+        began = time.perf_counter()
+        try:
+            await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
+        finally:
+            tally.seconds = time.perf_counter() - began
+            for http in clients:
+                await http.aclose()
+
+
+async def _drained(url: str, record_ids: list[str]) -> tuple[bool, datetime | None]:
+    """Waits until no outbox row is pending or sending (or DRAIN_TIMEOUT_SECONDS); whether it got there,
+    and when the last of ``record_ids`` was delivered."""
     conn = await asyncpg.connect(_dsn(url))
     try:
+        drained = False
         deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            waiting = await conn.fetchval("SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')")
-            if waiting == 0:
-                run.drained = True
+            if await conn.fetchval("SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0:
+                drained = True
                 break
             await asyncio.sleep(0.05)
-        last = await conn.fetchval(
+        last: datetime | None = await conn.fetchval(
             "SELECT max(finished_at) FROM outbox WHERE state = 'delivered' AND record_id = ANY($1::text[])",
-            run.sessions + run.notes,
+            record_ids,
         )
     finally:
         await conn.close()
-    if last is not None:
-        run.deliver_seconds = (last - began_wall).total_seconds()
+    return drained, last
 
 
 async def _outbox(url: str) -> dict[tuple[str, str], int]:
@@ -419,7 +540,7 @@ async def _outbox(url: str) -> dict[tuple[str, str], int]:
     return {(r["kind"], r["state"]): r["n"] for r in rows}
 
 
-async def _load_rows(url: str, record_ids: list[str]) -> dict[str, int]:
+async def _rows(url: str, record_ids: list[str]) -> dict[str, int]:
     conn = await asyncpg.connect(_dsn(url))
     try:
         rows = await conn.fetch(
@@ -433,14 +554,13 @@ async def _load_rows(url: str, record_ids: list[str]) -> dict[str, int]:
 async def _versions(
     sandbox: RunningSandbox, keys_dir: Path, wanted: dict[str, list[str]]
 ) -> dict[str, dict[str, list[str]]]:
-    """Reads every resource of the given types back from the sandbox (as the gateway's client there):
-    per type, our record id -> the versionIds of the resources whose identifier carries it."""
+    """Every resource of the given types, read back from the sandbox as the gateway's client there: per
+    type, our record id -> the versionIds of the resources whose identifier carries it."""
     key = private_key_file(keys_dir / "sandbox-connection.pem")
     token = (await fetch_token(sandbox.token_url, "peerlink", key))["access_token"]
     found: dict[str, dict[str, list[str]]] = {}
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
         for resource_type, ids in wanted.items():
-            ours = set(ids)
             seen: dict[str, list[str]] = {i: [] for i in ids}
             next_url: str | None = f"{sandbox.fhir_base}/{resource_type}?_count=100"
             while next_url:
@@ -450,7 +570,7 @@ async def _versions(
                 for entry in bundle.get("entry") or []:
                     resource = entry["resource"]
                     for ident in resource.get("identifier") or []:
-                        if ident.get("value") in ours:
+                        if ident.get("value") in seen:
                             seen[ident["value"]].append(resource["meta"]["versionId"])
                 next_url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
             found[resource_type] = seen
@@ -471,6 +591,6 @@ def audit_check(env: dict[str, str]) -> AuditCheck:
             report = await verify(database)
         finally:
             await database.dispose()
-        return AuditCheck("service.audit.verify (no `peerlink audit verify` command)", report.ok, report.summary())
+        return AuditCheck("service.audit.verify (no `peerlink audit verify` command yet)", report.ok, report.summary())
 
     return asyncio.run(walk())
