@@ -140,6 +140,12 @@ class Worker:
         self._limits[name] = RateLimit(connection.rate_per_second)
         return connection, client
 
+    async def warm_up(self, name: str) -> None:
+        """Key, discovery, token and CapabilityStatement of a connection, ahead of its first delivery."""
+        _, client = await self._client(name)
+        await client.access_token()
+        await client.capabilities()
+
     async def _program(self, conn: AsyncConnection, program_id: str) -> Program:
         if program_id not in self._programs:
             self._programs[program_id] = await RecordRepository(k.PROGRAMS).get(conn, None, program_id)
