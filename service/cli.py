@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from service.cli_audit import audit_app
 from service.cli_auth import clients_app, ensure_demo_client, keys_app, token
 from service.cli_exchange import deadletters_app, ehr_app, worker
 from service.cli_up import up
@@ -25,6 +26,7 @@ app.command("worker")(worker)
 app.add_typer(sandbox_app, name="sandbox")
 app.command("check")(check)
 app.command("up")(up)
+app.add_typer(audit_app, name="audit")
 
 
 def _settings() -> Settings:

@@ -122,6 +122,7 @@ _FHIR_RULES = {
     "fhir_patch_task": Rule(Interaction.UPDATE, "Task"),
     "fhir_transaction": Rule(None),
     "fhir_transaction_base": Rule(None),
+    "fhir_audit_search": Rule(None, "AuditEvent", admin=True),
 }
 FHIR_TYPE_OF_KIND = {
     "specialist": "Practitioner",
@@ -152,6 +153,7 @@ _PEER_RULES |= {
     "retract_note": Rule(Interaction.UPDATE, "DocumentReference", peer=True),
     "revoke_consent": Rule(Interaction.UPDATE, "Consent", peer=True),
     "read_program": Rule(None, peer=True),
+    "participant_disclosures": Rule(None, peer=True, admin=True),
 }
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 

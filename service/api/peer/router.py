@@ -10,12 +10,14 @@ from service.api.deps import require_json
 from service.records.types import ALL
 
 from .actions import router as actions_router
+from .disclosures import router as disclosures_router
 from .records import record_router
 
 
 @cache  # built once per process: routes hold no app state, and building costs ~0.5 s
 def peer_router() -> APIRouter:
     router = APIRouter(prefix="/peer/v1", dependencies=[Depends(require_json)])
+    router.include_router(disclosures_router)
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
