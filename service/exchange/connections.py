@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,9 @@ class EhrConnection:
     rate_per_second: int
     enabled: bool
     task_owner: str
-    poll_cursor: str | None = None
-    polled_at: datetime | None = None
+    # the poll's progress changes with every poll; it is not what makes two connections the same
+    poll_cursor: str | None = field(default=None, compare=False)
+    polled_at: datetime | None = field(default=None, compare=False)
 
     def pushes(self, kind: str) -> bool:
         return any(PUSH_KINDS[p] == kind for p in self.push)

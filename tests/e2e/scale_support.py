@@ -18,10 +18,14 @@ finds nothing to claim rests 0.1 s instead of 1 s.
 
 Measured: writes/s (the writes over the time from the first sent to the last answered) and deliveries/s
 (the load's changes over the time from the first write sent to the last change's ``finished_at`` in the
-outbox: until the outbox is empty). While the workers keep up, deliveries/s follows writes/s; what the
-workers could do beyond is shown by an optional backlog (``backlog`` sessions with signed notes written
-while no worker runs, then delivered by the workers at full speed: the outbox is held locked until they
-have started, so their start-up is not timed) and by the CPU time each kind of process used.
+outbox: until the outbox is empty). While the workers keep up, deliveries/s follows writes/s. What the
+workers could do beyond shows in the CPU time each kind of process used, and in two optional phases after
+the load, each delivered by the workers flat out (the outbox is held locked until they have started, so
+their start-up is not timed):
+- ``backlog``: that many sessions with signed notes written while no worker runs;
+- ``redeliver``: every change delivered so far queued again as if the EHR had lost it all (the outbox rows
+  back to pending, the gateway's record of what the EHR holds emptied): the same deliveries once more,
+  without the time of writing them. The EHR then holds every resource at version 2 (benchmark only).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -234,13 +239,18 @@ class ScaleRun:
     drained: bool = False
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds used from the first write until the outbox was empty, per kind of process: gateways,
-    workers, sandbox, load (this process), machine (every process: PostgreSQL, and anything else running)."""
+    workers, sandbox, load (this process), postgres (the backends of this database), machine (every
+    process of the machine, anything else running on it included)."""
     window_seconds: float = 0.0
     """Wall time of that window."""
     backlog: Writes | None = None
     backlog_seconds: float = 0.0
     """From the outbox's release (the workers started, the backlog waiting) to its last change delivered."""
     backlog_drained: bool = False
+    redelivered: int = 0
+    redeliver_seconds: float = 0.0
+    """From the outbox's release to the last change delivered again."""
+    redeliver_drained: bool = False
     outbox_before: dict[tuple[str, str], int] = field(default_factory=dict)
     outbox_after: dict[tuple[str, str], int] = field(default_factory=dict)
     """(kind, state) -> rows, before the load and at the end."""
@@ -252,6 +262,8 @@ class ScaleRun:
     audit: AuditCheck | None = None
     logs: dict[str, str] = field(default_factory=dict)
     """Tails of the process logs with a traceback or an error in them."""
+    ehr_statuses: Counter[int] = field(default_factory=Counter)
+    """HTTP status -> FHIR requests the sandbox answered with it (from its log; 0: unreadable line)."""
 
     @property
     def sessions(self) -> list[str]:
@@ -266,6 +278,10 @@ class ScaleRun:
         return len(self.load.changes) / self.deliver_seconds if self.deliver_seconds else 0.0
 
     @property
+    def redeliveries_per_second(self) -> float:
+        return self.redelivered / self.redeliver_seconds if self.redeliver_seconds else 0.0
+
+    @property
     def backlog_per_second(self) -> float:
         if self.backlog is None or not self.backlog_seconds:
             return 0.0
@@ -273,18 +289,31 @@ class ScaleRun:
 
 
 # --- the run ----------------------------------------------------------------------------------------------
-def run_scale(workdir: Path, server_url: str, workers: int, *, verify: bool = True, backlog: int = 0) -> ScaleRun:
+def run_scale(
+    workdir: Path, server_url: str, workers: int, *, verify: bool = True, backlog: int = 0, redeliver: bool = False
+) -> ScaleRun:
     """The whole run on a database of its own (dropped at the end). ``verify``: read back what the sandbox
-    holds (versions) and verify the audit chain; ``backlog``: sessions with signed notes written while no
-    worker runs, after the load, then delivered."""
+    holds (versions) and verify the audit chain (not with ``redeliver``); ``backlog`` and ``redeliver``: the
+    phases after the load (see the module's documentation)."""
     url = asyncio.run(fresh_database(server_url))
     try:
-        return _run(workdir, url, workers, verify, backlog)
+        return _run(workdir, url, workers, verify and not redeliver, backlog, redeliver)
     finally:
         asyncio.run(drop_database(url))
 
 
-def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> ScaleRun:
+@contextlib.contextmanager
+def _flat_out(url: str, workers: int, env: dict[str, str], log: Path) -> Iterator[list[datetime]]:
+    """Workers started on a locked outbox; yields (once it is released) a list holding the release time.
+    The workers stop (SIGTERM) when the block ends."""
+    with contextlib.ExitStack() as running:
+        with outbox_locked(url) as released:
+            pids = [running.enter_context(process([PEERLINK, "worker"], env, log)) for _ in range(workers)]
+            settle(pids)  # started up, waiting at their first claim
+        yield released
+
+
+def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int, redeliver: bool) -> ScaleRun:
     workdir.mkdir(parents=True, exist_ok=True)
     upgrade(url)
     ports = [free_port() for _ in range(GATEWAYS)]
@@ -333,6 +362,7 @@ def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> S
                 roles["workers"].append(running.enter_context(process([PEERLINK, "worker"], env, logs[-2])))
             settle(roles["workers"])  # started up: their start-up is not the load's
             used = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
+            backends = {pid: cpu_seconds(pid) for pid in asyncio.run(_backends(url))}
             machine, ours, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
             began = datetime.now(UTC)
             total = SESSIONS_WITH_NOTES + SESSIONS_ALONE
@@ -345,6 +375,8 @@ def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> S
             run.window_seconds = time.perf_counter() - wall
             run.cpu = {role: sum(cpu_seconds(pid) for pid in pids) - used[role] for role, pids in roles.items()}
             run.cpu["load"] = time.process_time() - ours
+            # PostgreSQL: its backends serving this database (one that ended meanwhile is not counted)
+            run.cpu["postgres"] = sum(cpu_seconds(pid) - backends.get(pid, 0.0) for pid in asyncio.run(_backends(url)))
             run.cpu["machine"] = machine_busy_seconds() - machine
             run.deliver_seconds = (last - began).total_seconds() if last else 0.0
             roles["workers"].clear()
@@ -354,12 +386,15 @@ def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> S
             run.backlog = Writes()
             plan = [(total + i, True) for i in range(backlog)]
             asyncio.run(writer.write(run.backlog, plan))
-            with contextlib.ExitStack() as running:
-                with outbox_locked(url) as released:
-                    pids = [running.enter_context(process([PEERLINK, "worker"], env, logs[-2])) for _ in range(workers)]
-                    settle(pids)  # started up, waiting at their first claim
+            with _flat_out(url, workers, env, logs[-2]) as released:
                 run.backlog_drained, last = asyncio.run(_drained(url, run.backlog.changes))
             run.backlog_seconds = (last - released[0]).total_seconds() if last else 0.0
+
+        if redeliver:  # everything once more, as if the EHR had lost it all
+            run.redelivered = asyncio.run(_requeue(url))
+            with _flat_out(url, workers, env, logs[-2]) as released:
+                run.redeliver_drained, last = asyncio.run(_drained(url, run.sessions + run.notes))
+            run.redeliver_seconds = (last - released[0]).total_seconds() if last else 0.0
 
         run.outbox_after = asyncio.run(_outbox(url))
         run.rows = asyncio.run(_rows(url, run.sessions + run.notes))
@@ -373,9 +408,23 @@ def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int) -> S
             run.audit = audit_check(env)
     for log in logs:
         text = log.read_text(errors="replace") if log.exists() else ""
-        if "Traceback" in text or '"level": "error"' in text or '"level":"error"' in text:
+        lines = text.splitlines()
+        if "Traceback" in text or any(line.startswith(("ERROR", "CRITICAL")) or _json_error(line) for line in lines):
             run.logs[log.name] = text[-3000:]
+        if log == sandbox.log:  # what the EHR answered the workers
+            run.ehr_statuses = Counter(_fhir_status(line) for line in lines if '"fhir request"' in line)
     return run
+
+
+def _json_error(line: str) -> bool:
+    return line.startswith("{") and ('"level": "error"' in line or '"level": "critical"' in line)
+
+
+def _fhir_status(line: str) -> int:
+    try:
+        return int(json.loads(line)["status"])
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 async def _pair(settings: Settings, sandbox: RunningSandbox, url: str) -> None:
@@ -529,6 +578,32 @@ async def _drained(url: str, record_ids: list[str]) -> tuple[bool, datetime | No
     finally:
         await conn.close()
     return drained, last
+
+
+async def _requeue(url: str) -> int:
+    """Every delivered change back to pending, and nothing known to be held by the EHR. Returns the rows."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        async with conn.transaction():
+            await conn.execute("DELETE FROM ehr_resources")
+            done = await conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL "
+                "WHERE state = 'delivered'"
+            )
+    finally:
+        await conn.close()
+    return int(done.split()[-1])
+
+
+async def _backends(url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends connected to the database (the server is on this machine)."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        own = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    return [r["pid"] for r in pids if r["pid"] != own]
 
 
 async def _outbox(url: str) -> dict[tuple[str, str], int]:
