@@ -118,6 +118,8 @@ def entities_of(detail: Mapping[str, Any], subtype: str = "") -> list[tuple[str,
 
 def patient_id(reference: str) -> str:
     """``Patient/x``, ``https://.../Patient/x`` or ``x`` -> ``x``."""
+    if "/" not in reference:
+        return reference
     head, slash, tail = reference.rstrip("/").rpartition("/")
     if slash and head.rsplit("/", 1)[-1] == "Patient":
         return tail

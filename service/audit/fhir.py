@@ -8,9 +8,11 @@
   Changed``, ``110129 Security Configuration``); use of the audit log itself is ``110101 Audit Log
   Used``; an outbound delivery ``110106 Export``, an inbound poll ``110107 Import``. Every event also
   carries PeerLink's own subtype code (``{base}/CodeSystem/audit-event-subtype``).
-- agents: the client (``110153 Source Role ID``, ``who.identifier.value`` = client id, requestor,
-  network address), the organisation it acts for (``IRCP`` information recipient), PeerLink itself
-  (``110152 Destination Role ID``) and, for exchange, the EHR endpoint; the source is PeerLink
+- agents: for a request to PeerLink, the client (``110153 Source Role ID``, ``who.identifier.value``
+  = client id, requestor, network address), the organisation it acts for (``IRCP`` information
+  recipient) and PeerLink (``110152 Destination Role ID``); for an exchange, PeerLink (requestor,
+  with its client id at the EHR; source of a delivery, destination of a poll), the EHR connection
+  and, for a delivery, the EHR's organisation as recipient. The source is PeerLink
   (``source.observer.display``, source type 4 Application Server).
 - entities: each Patient (role 1 Patient), each resource (role 4 Domain Resource), the query of a
   search (role 24 Query, base64 in ``entity.query``); purpose of use in ``purposeOfEvent``.
@@ -186,40 +188,11 @@ def audit_event(row: Mapping[str, Any], base: str) -> dict[str, Any]:
     purpose = detail.get("purpose")
     purposes = [purpose_concept(purpose)] if isinstance(purpose, str) and purpose else []
 
-    agents: list[dict[str, Any]] = []
     client_id, organization, address = row["client_id"], row["organization"], row["address"]
-    exchange = event_type == "exchange"
-    endpoint = detail.get("endpoint") if isinstance(detail.get("endpoint"), str) else None
-    if client_id or address or not exchange:
-        client: dict[str, Any] = {"type": {"coding": [_dcm("110153")]}, "requestor": True}
-        if client_id:
-            client["who"] = {"identifier": {"value": client_id}, "display": client_id}
-            client["altId"] = client_id
-        else:
-            client["who"] = {"display": "unidentified client"}
-        if address:
-            client["network"] = _network(address)
-        if purposes:
-            client["purposeOfUse"] = purposes
-        agents.append(client)
-    if organization:
-        agents.append(
-            {
-                "type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
-                "who": {"identifier": _identifier(organization), "display": organization},
-                "requestor": False,
-            }
-        )
-    gateway_role = "110153" if exchange and subtype == "deliver" else "110152"
-    agents.append({"type": {"coding": [_dcm(gateway_role)]}, "who": {"display": GATEWAY}, "requestor": False})
-    if exchange:
-        ehr_role = "110152" if subtype == "deliver" else "110153"
-        ehr: dict[str, Any] = {
-            "type": {"coding": [_dcm(ehr_role)]},
-            "who": {"display": endpoint or organization or "EHR"},
-            "requestor": not (client_id or address),
-        }
-        agents.append(ehr)
+    if event_type == "exchange":
+        agents = _exchange_agents(subtype, client_id, organization, address, detail, purposes)
+    else:
+        agents = _requester_agents(client_id, organization, address, purposes)
 
     entities: list[dict[str, Any]] = []
     patients: dict[str, None] = {}
@@ -291,6 +264,71 @@ def audit_event(row: Mapping[str, Any], base: str) -> dict[str, Any]:
     if entities:
         event["entity"] = entities
     return event
+
+
+def _requester_agents(
+    client_id: str | None, organization: str | None, address: str | None, purposes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A request to PeerLink: the client (source, requestor), the organisation it acts for (the
+    information recipient), PeerLink (destination)."""
+    client: dict[str, Any] = {"type": {"coding": [_dcm("110153")]}, "requestor": True}
+    if client_id:
+        client["who"] = {"identifier": {"value": client_id}, "display": client_id}
+        client["altId"] = client_id
+    else:
+        client["who"] = {"display": "unidentified client"}
+    if address:
+        client["network"] = _network(address)
+    if purposes:
+        client["purposeOfUse"] = purposes
+    agents = [client]
+    if organization:
+        agents.append(_recipient(organization))
+    agents.append({"type": {"coding": [_dcm("110152")]}, "who": {"display": GATEWAY}, "requestor": False})
+    return agents
+
+
+def _exchange_agents(
+    subtype: str,
+    client_id: str | None,
+    organization: str | None,
+    address: str | None,
+    detail: Mapping[str, Any],
+    purposes: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """PeerLink's own exchange with an EHR: PeerLink asks (requestor; ``client_id`` is its client id
+    at the EHR), the source of a delivery and the destination of a poll; the EHR (the connection
+    named in ``detail.endpoint``, its organisation the recipient of a delivery) the other end."""
+    outbound = subtype != "poll"
+    gateway: dict[str, Any] = {
+        "type": {"coding": [_dcm("110153" if outbound else "110152")]},
+        "who": {"identifier": {"value": client_id}, "display": GATEWAY} if client_id else {"display": GATEWAY},
+        "requestor": True,
+    }
+    if purposes:
+        gateway["purposeOfUse"] = purposes
+    endpoint = detail.get("endpoint")
+    ehr: dict[str, Any] = {
+        "type": {"coding": [_dcm("110152" if outbound else "110153")]},
+        "who": {"display": endpoint if isinstance(endpoint, str) and endpoint else organization or "EHR"},
+        "requestor": False,
+    }
+    if organization:
+        ehr["who"]["identifier"] = _identifier(organization)
+    if address:
+        ehr["network"] = _network(address)
+    agents = [gateway, ehr]
+    if organization and outbound:
+        agents.append(_recipient(organization))
+    return agents
+
+
+def _recipient(organization: str) -> dict[str, Any]:
+    return {
+        "type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
+        "who": {"identifier": _identifier(organization), "display": organization},
+        "requestor": False,
+    }
 
 
 def _outcome_text(detail: Mapping[str, Any]) -> str | None:

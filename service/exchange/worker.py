@@ -131,8 +131,9 @@ class Worker:
         async with self.database.read() as conn:
             connection = await connections.get(conn, name)
         cached = self._clients.get(name)
-        if cached is not None and cached[0] == connection:
-            return cached
+        if cached is not None and cached[0] == connection:  # same settings: keep the client (token, keep-alive)
+            self._clients[name] = (connection, cached[1])  # with the current poll cursor
+            return connection, cached[1]
         if cached is not None:
             await cached[1].aclose()
         client = SmartClient(connection, connection.private_key(), transport=self.transport)

@@ -117,14 +117,21 @@ async def test_every_kind_of_event_is_stored_chained_and_served_as_a_valid_audit
     assert event["recorded"].endswith("Z")
     assert event["source"]["observer"]["display"] == "PeerLink"
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
-    requestor = next(a for a in event["agent"] if a["requestor"])
+    [requestor] = [a for a in event["agent"] if a["requestor"]]
     assert requestor["who"]["identifier"]["value"] == "clinic-app"
-    assert requestor["network"] == {"address": "10.0.0.7", "type": "2"}
-    gateway = [a for a in event["agent"] if a["who"].get("display") == "PeerLink"]
-    assert len(gateway) == 1
-    if org:
-        recipient = next(a for a in event["agent"] if a["type"]["coding"][0]["code"] == "IRCP")
-        assert recipient["who"]["identifier"] == {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "riverside"}
+    [gateway] = [a for a in event["agent"] if a["who"].get("display") == "PeerLink"]
+    riverside = {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "riverside"}
+    recipients = [a for a in event["agent"] if a["type"]["coding"][0]["code"] == "IRCP"]
+    if type_ == "exchange":  # PeerLink asks the EHR: it is the requestor, the EHR the other end
+        assert requestor is gateway
+        [ehr] = [a for a in event["agent"] if a["who"].get("display") == "general-ehr"]
+        assert ehr["who"]["identifier"] == riverside
+        assert ehr["network"] == {"address": "10.0.0.7", "type": "2"}
+        assert [r["who"]["identifier"] for r in recipients] == ([riverside] if subtype == "deliver" else [])
+    else:
+        assert requestor["network"] == {"address": "10.0.0.7", "type": "2"}
+        assert gateway["type"]["coding"][0]["code"] == "110152"
+        assert [r["who"]["identifier"] for r in recipients] == ([riverside] if org else [])
     roles = {(e["role"]["code"], e.get("what", {}).get("reference")) for e in event.get("entity", [])}
     for pid in detail.get("patients", []):
         assert ("1", f"Patient/{pid}") in roles
@@ -133,8 +140,6 @@ async def test_every_kind_of_event_is_stored_chained_and_served_as_a_valid_audit
     if "query" in detail:
         query = next(e for e in event["entity"] if e["role"]["code"] == "24")
         assert base64.b64decode(query["query"]).decode() == detail["query"]
-    if type_ == "exchange":
-        assert any(a["who"].get("display") == "general-ehr" for a in event["agent"])
 
 
 async def test_refusals_say_why_in_outcome_desc(database):
