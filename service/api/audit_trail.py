@@ -4,6 +4,7 @@ statement of their own transaction."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,7 +75,9 @@ async def reading(
         return
     action = "E" if subtype in ("search", "peer-list") else "R"  # BALP: a query is an Execute
     record = _record(request, access, program_id, subtype, action, patients, entities, query, interaction)
+    started = time.perf_counter()
     await write(request.app.state.database, record)
+    request.app.state.metrics.audit_latency.observe(time.perf_counter() - started)
 
 
 async def changing(
@@ -89,7 +92,9 @@ async def changing(
     entities: Iterable[str] = (),
 ) -> None:
     """Record a change in its transaction (call it last: it takes the chain lock until the commit)."""
+    started = time.perf_counter()
     await write(conn, _record(request, access, program_id, subtype, action, patients, entities, None, None))
+    request.app.state.metrics.audit_latency.observe(time.perf_counter() - started)
 
 
 async def peer_subject(conn: AsyncConnection, program: Program, kind: str, record: Any) -> tuple[str | None, str]:

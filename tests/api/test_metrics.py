@@ -25,6 +25,7 @@ async def test_metrics_count_requests_by_route_template_and_tokens(client):
     assert found[("peerlink_http_requests_total", (*read, ("status", "404")))] == 1
     assert found[("peerlink_tokens_issued_total", (("client", "program-admin"),))] == 1
     assert ("peerlink_http_request_seconds_count", read) in found
+    assert found[("peerlink_audit_write_seconds_count", ())] >= 8  # the world's eight writes, then the reads
     assert world.ids["participant"] not in response.text  # route templates, never ids
     assert "Robin" not in response.text and "Example" not in response.text
 
