@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     audit_reads: bool = Field(
         default=True, description="Audit every read and search (false only to measure what auditing costs)."
     )
+    audit_archive_dir: Path = Field(
+        default=Path("var/audit-archive"),
+        description="Where `peerlink audit archive` writes archived audit records (NDJSON files and anchors).",
+    )
+    audit_archive_after_days: int = Field(
+        default=365, ge=0, description="`peerlink audit archive` moves audit records older than this to the archive."
+    )
     otel_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",

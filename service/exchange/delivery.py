@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.auth.boundary import compartment_patient
 from service.domain import Program
 from service.records.fhir_preview import fhir_resources
 from service.store import RecordRepository
@@ -74,6 +75,13 @@ class Delivered:
 
     written: dict[str, tuple[str, str]] = field(default_factory=dict)
     patients: set[str] = field(default_factory=set)
+
+
+def _note_patient(delivered: Delivered, item: Outgoing) -> None:
+    """Whose data went out (the accounting of disclosures lists every delivery of a person's data)."""
+    patient = compartment_patient(item.resource)
+    if patient:
+        delivered.patients.add(patient)
 
 
 def _references(value: Any) -> list[str]:
@@ -446,6 +454,7 @@ async def _single(
         ehr_id = _id_from(response, resource_type)
     mapping[item.reference] = f"{resource_type}/{ehr_id}"
     delivered.written[item.reference] = (ehr_id, item.content_hash)
+    _note_patient(delivered, item)
 
 
 def _id_from(response: httpx.Response, resource_type: str) -> str:
@@ -500,6 +509,7 @@ async def _transaction(
         ehr_id = item.resource["id"] if method == "PUT" or match is None else match.group(1)
         mapping[item.reference] = f"{resource_type}/{ehr_id}"
         delivered.written[item.reference] = (ehr_id, item.content_hash)
+        _note_patient(delivered, item)
 
 
 # --- the closed loop: our referral's progress onto the clinic's Task at the EHR ------------------

@@ -308,7 +308,7 @@ class Worker:
                     program_id=rows[0].program_id,
                     detail={
                         "endpoint": connection.name,
-                        "patients": sorted({ref.split("/")[1] for ref in sent.written if ref.startswith("Patient/")}),
+                        "patients": sorted(sent.patients),
                         "entities": sorted(sent.written),
                         "changes": [f"{r.kind}/{r.record_id}" for r in rows],
                     },

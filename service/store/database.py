@@ -93,7 +93,7 @@ class Database:
                 )
                 _configure_sqlite_sync(self.loop_reader)
         else:
-            self.engine = create_async_engine(self.url, pool_pre_ping=True, pool_size=20, max_overflow=20, **common)
+            self.engine = create_async_engine(self.url, pool_pre_ping=True, pool_size=40, max_overflow=20, **common)
             self.read_engine = self.engine
 
     @property
