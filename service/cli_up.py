@@ -42,6 +42,7 @@ def up(
     import uvicorn
 
     from service.app import create_app
+    from service.cli import freeze_heap
     from service.logs import configure_logging
     from service.sandbox.pairing import CONNECTION, HOSPITAL_CLIENT, SANDBOX_KEYS, pair
 
@@ -83,7 +84,9 @@ def up(
             f"{base}/admin/v1/exchange/metrics\n"
             f"  API docs           {base}/docs\n"
         )
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+        application = create_app(settings)
+        freeze_heap()
+        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
     finally:
         sandbox.send_signal(signal.SIGTERM)
         try:
