@@ -31,7 +31,12 @@ def provider(endpoint: str | None, exporter: SpanExporter | None = None) -> Trac
 
 
 def instrument(app: FastAPI, database: Database, traces: TracerProvider) -> None:
+    """The SQLAlchemy and httpx instrumentations are process-wide (one app per process in a
+    deployment); an app built later in the same process (tests) takes them over."""
     FastAPIInstrumentor.instrument_app(app, tracer_provider=traces, excluded_urls="healthz,readyz,metrics")
+    for instrumentor in (SQLAlchemyInstrumentor(), HTTPXClientInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
     # the instrumentation declares SQLAlchemy < 2.1; its engine events work with 2.1 too (the test shows it)
     SQLAlchemyInstrumentor().instrument(engine=database.engine.sync_engine, tracer_provider=traces, skip_dep_check=True)
     HTTPXClientInstrumentor().instrument(tracer_provider=traces)
