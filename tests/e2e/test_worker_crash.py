@@ -11,29 +11,21 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from service.domain import NoteFields, PeerEncounterFields
-from service.records import operations
-from service.records import types as rt
-from service.records.programs import get_by_code
 from service.sandbox.control import running_sandbox
 from service.sandbox.pairing import pair
 from service.seed import seed_demo
 from service.settings import Settings
-from service.store import Database, RecordRepository
-from service.store import kinds as k
+from service.store import Database
 from service.store.migrate import upgrade
-from service.store.tables import outbox
 from tests.conftest import PG_URL
 from tests.e2e.gateway import PEERLINK
+from tests.e2e.outbox_support import on, sessions_with_notes, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason="needs PEERLINK_TEST_DATABASE_URL (PostgreSQL)")]
 SESSIONS = 250  # each a session and its signed note: 500 changes
@@ -61,19 +53,6 @@ async def _drop(url: str) -> None:
         await conn.close()
 
 
-def _on(url: str, work: Any) -> Any:
-    """Run ``work(database)`` in an event loop of its own (a pool belongs to the loop it was made in)."""
-
-    async def run() -> Any:
-        database = Database(url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
-
-
 async def _seed(database: Database) -> None:
     async with database.transaction() as conn:
         assert await seed_demo(conn) is not None
@@ -81,44 +60,7 @@ async def _seed(database: Database) -> None:
 
 async def _changes(database: Database) -> None:
     """500 changes: sessions of the seeded (consenting) participants, each with a signed note."""
-    async with database.transaction() as conn:
-        program = await get_by_code(conn, "demo")
-        participants = (await RecordRepository(k.PARTICIPANTS).list(conn, program.id, limit=50)).items
-        specialist = (await RecordRepository(k.SPECIALISTS).list(conn, program.id, limit=1)).items[0]
-        # the seed's own sessions are queued too; only what follows is counted below
-        await conn.execute(outbox.delete())
-    start = datetime.now(UTC) - timedelta(days=60)
-    for i in range(SESSIONS):
-        async with database.transaction() as conn:
-            session = await operations.create(
-                conn,
-                program.id,
-                rt.ENCOUNTERS,
-                PeerEncounterFields.model_validate(
-                    {
-                        "participant_id": participants[i % len(participants)].id,
-                        "specialist_id": specialist.id,
-                        "start": start + timedelta(hours=i),
-                        "end": start + timedelta(hours=i, minutes=40),
-                        "modality": "phone",
-                        "support_categories": ["emotional"],
-                        "status": "finished",
-                    }
-                ),
-            )
-            note = await operations.create(
-                conn,
-                program.id,
-                rt.NOTES,
-                NoteFields(encounter_id=session.id, author_id=specialist.id, text=f"Check-in call number {i}."),
-            )
-            await operations.sign_note(conn, program.id, note.id, expected_version=None)
-
-
-async def _states(database: Database) -> dict[str, int]:
-    async with database.read() as conn:
-        rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
-        return {state: count for state, count in rows}
+    await sessions_with_notes(database, SESSIONS)
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -150,12 +92,12 @@ def _crash_rounds(tmp_path: Path, url: str, workers: int) -> None:
     }
     settings = Settings(database_url=url, keys_dir=tmp_path / "keys")
     rng = random.Random(20261125)
-    _on(url, _seed)
+    on(url, _seed)
     with running_sandbox(tmp_path) as sandbox:
         asyncio.run(pair(settings, sandbox.root, sandbox.admin_secret, sandbox.fhir_base))
         before = httpx.get(f"{sandbox.root}/sandbox/state", headers={"X-Sandbox-Admin": sandbox.admin_secret}).json()
-        _on(url, _changes)
-        assert _on(url, _states) == {"pending": 2 * SESSIONS}
+        on(url, _changes)
+        assert on(url, states) == {"pending": 2 * SESSIONS}
         log = tmp_path / "workers.log"
         for _ in range(ROUNDS):
             running = [_worker(env, log) for _ in range(workers)]
@@ -168,8 +110,8 @@ def _crash_rounds(tmp_path: Path, url: str, workers: int) -> None:
         survivors = [_worker(env, log) for _ in range(workers)]
         try:
             for _ in range(240):
-                states = _on(url, _states)
-                if states.get("delivered", 0) == 2 * SESSIONS:
+                found = on(url, states)
+                if found.get("delivered", 0) == 2 * SESSIONS:
                     break
                 time.sleep(0.5)
         finally:
@@ -177,6 +119,6 @@ def _crash_rounds(tmp_path: Path, url: str, workers: int) -> None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
         after = httpx.get(f"{sandbox.root}/sandbox/state", headers={"X-Sandbox-Admin": sandbox.admin_secret}).json()
-    assert states == {"delivered": 2 * SESSIONS}, log.read_text()[-3000:]
+    assert found == {"delivered": 2 * SESSIONS}, log.read_text()[-3000:]
     added = {t: after["counts"][t] - before["counts"].get(t, 0) for t in ("Encounter", "DocumentReference")}
     assert added == {"Encounter": SESSIONS, "DocumentReference": SESSIONS}  # every one, exactly once
