@@ -51,6 +51,23 @@ def _invalid_client(description: str, client_id: str | None = None) -> OAuthErro
     return OAuthError("invalid_client", description, 401, client_id)
 
 
+async def client_key_set(client: RegisteredClient, kid: Any, fetcher: JwksFetcher) -> KeySet:
+    """The client's registered keys (inline, or fetched from its JWKS URL), holding the assertion's kid."""
+    if not isinstance(kid, str) or not kid:
+        raise _invalid_client("the assertion header must name the signing key (kid)", client.client_id)
+    if client.jwks is not None:
+        key_set = import_jwks(client.jwks)
+    else:
+        assert client.jwks_url is not None
+        try:
+            key_set = await fetcher.key_set(client.jwks_url, kid)
+        except (httpx.HTTPError, ValueError, JoseError, BadRequest) as error:
+            raise _invalid_client("the client's JWKS URL could not be fetched", client.client_id) from error
+    if kid not in {key.kid for key in key_set.keys}:
+        raise _invalid_client("the assertion's kid is not among the client's registered keys", client.client_id)
+    return key_set
+
+
 class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
     """authlib's RFC 7523 checks (iss = sub, aud, exp, jti present), with SMART's algorithms; the
     jti is then claimed in the database by :meth:`AuthorizationServer._claim_jti`."""
@@ -127,19 +144,7 @@ class AuthorizationServer:
         return Granted(client, body)
 
     async def _key_set(self, client: RegisteredClient, kid: Any) -> KeySet:
-        if not isinstance(kid, str) or not kid:
-            raise _invalid_client("the assertion header must name the signing key (kid)", client.client_id)
-        if client.jwks is not None:
-            key_set = import_jwks(client.jwks)
-        else:
-            assert client.jwks_url is not None
-            try:
-                key_set = await self._fetcher.key_set(client.jwks_url, kid)
-            except (httpx.HTTPError, ValueError, JoseError, BadRequest) as error:
-                raise _invalid_client("the client's JWKS URL could not be fetched", client.client_id) from error
-        if kid not in {key.kid for key in key_set.keys}:
-            raise _invalid_client("the assertion's kid is not among the client's registered keys", client.client_id)
-        return key_set
+        return await client_key_set(client, kid, self._fetcher)
 
     async def _claim_jti(self, conn: AsyncConnection, client_id: str, jti: str, exp: float) -> None:
         """Remember the assertion id until it expires; a second use, on any replica, is refused."""

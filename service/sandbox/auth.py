@@ -17,17 +17,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from service.auth.clients import JwksFetcher, RegisteredClient, check_public_jwks, import_jwks
+from service.auth.clients import JwksFetcher, RegisteredClient, check_public_jwks
 from service.auth.keys import SigningKeys
 from service.auth.scopes import Permissions, grantable, valid_registration
-from service.auth.server import ASSERTION_TYPE, CLOCK_SKEW_SECONDS, MAX_ASSERTION_SECONDS, OAuthError
+from service.auth.server import (
+    ASSERTION_TYPE,
+    CLOCK_SKEW_SECONDS,
+    MAX_ASSERTION_SECONDS,
+    OAuthError,
+    client_key_set,
+)
 from service.auth.tokens import TokenIssuer, TokenVerifier
 from service.domain.errors import BadRequest, Conflict, Unauthorized
 
@@ -188,19 +193,7 @@ class SandboxAuth:
         return self._issuer(root).issue(client, scope)
 
     async def _key_set(self, client: RegisteredClient, kid: Any) -> KeySet:
-        if not isinstance(kid, str) or not kid:
-            raise _invalid_client("the assertion header must name the signing key (kid)", client.client_id)
-        if client.jwks is not None:
-            key_set = import_jwks(client.jwks)
-        else:
-            assert client.jwks_url is not None
-            try:
-                key_set = await self._fetcher.key_set(client.jwks_url, kid)
-            except (httpx.HTTPError, ValueError, JoseError, BadRequest) as error:
-                raise _invalid_client("the client's JWKS URL could not be fetched", client.client_id) from error
-        if kid not in {key.kid for key in key_set.keys}:
-            raise _invalid_client("the assertion's kid is not among the client's registered keys", client.client_id)
-        return key_set
+        return await client_key_set(client, kid, self._fetcher)
 
     def _claim_jti(self, client_id: str, jti: str, exp: float, now: float) -> None:
         """Remember the assertion id until it has expired (plus the skew); a second use is refused."""
