@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from service.domain import ConsentFields, NoteFields, ParticipantFields, PeerEncounterFields
+from service.domain import ConsentFields, ParticipantFields
 from service.exchange.worker import Worker
 from service.records import operations
 from service.records import types as rt
@@ -30,10 +30,10 @@ from service.sandbox.control import running_sandbox
 from service.sandbox.pairing import pair
 from service.seed import SANDBOX_HOSPITAL, seed_demo
 from service.settings import Settings
-from service.store import Database, RecordRepository
-from service.store import kinds as k
+from service.store import Database
 from service.store.migrate import upgrade
 from service.store.tables import ehr_connections, ehr_resources, outbox
+from tests.e2e.outbox_support import sessions_with_notes
 
 TARGET_BATCHED_RPS = 500.0
 TARGET_FLOOR_RATIO = 0.7
@@ -97,33 +97,7 @@ async def _participants(database: Database, count: int) -> None:
 
 async def _queue(database: Database, sessions: int) -> None:
     await _participants(database, PARTICIPANTS)
-    async with database.transaction() as conn:
-        program = await get_by_code(conn, "demo")
-        participants = (await RecordRepository(k.PARTICIPANTS).list(conn, program.id, limit=500)).items
-        specialist = (await RecordRepository(k.SPECIALISTS).list(conn, program.id, limit=1)).items[0]
-    start = datetime.now(UTC) - timedelta(days=90)
-    for i in range(sessions):
-        async with database.transaction() as conn:
-            encounter = await operations.create(
-                conn,
-                program.id,
-                rt.ENCOUNTERS,
-                PeerEncounterFields.model_validate(
-                    {
-                        "participant_id": participants[i % len(participants)].id,
-                        "specialist_id": specialist.id,
-                        "start": start + timedelta(hours=i),
-                        "end": start + timedelta(hours=i, minutes=30),
-                        "modality": "in-person",
-                        "support_categories": ["emotional"],
-                        "status": "finished",
-                    }
-                ),
-            )
-            note = await operations.create(
-                conn, program.id, rt.NOTES, NoteFields(encounter_id=encounter.id, author_id=specialist.id, text="ok")
-            )
-            await operations.sign_note(conn, program.id, note.id, expected_version=None)
+    await sessions_with_notes(database, sessions)
 
 
 async def _delivered_resources(database: Database) -> int:
