@@ -68,13 +68,14 @@ async def client_key_set(client: RegisteredClient, kid: Any, fetcher: JwksFetche
     return key_set
 
 
-class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
-    """authlib's RFC 7523 checks (iss = sub, aud, exp, jti present), with SMART's algorithms; the
-    jti is then claimed in the database by :meth:`AuthorizationServer._claim_jti`."""
+class SmartAssertionCheck(JWTBearerClientAssertion):  # type: ignore[misc]
+    """authlib's RFC 7523 checks (iss = sub, aud, exp, jti present), with SMART's algorithms (or a
+    narrower list); the jti is then claimed by the caller (the database here, memory in the sandbox)."""
 
-    def __init__(self, token_url: str) -> None:
+    def __init__(self, token_url: str, algorithms: tuple[str, ...] = ASSERTION_ALGS) -> None:
         super().__init__(validate_jti=True, leeway=CLOCK_SKEW_SECONDS)
         self._token_url = token_url
+        self._algorithms = list(algorithms)
 
     def get_audiences(self) -> list[str]:
         return [self._token_url]
@@ -84,7 +85,7 @@ class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         try:
-            token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGS))
+            token = jwt.decode(assertion, resolve_key, algorithms=self._algorithms)
         except JoseError as error:
             raise InvalidClientError(description=error.description or "the assertion does not verify") from error
         self.verify_claims(token.claims)
@@ -101,7 +102,7 @@ class AuthorizationServer:
     def __init__(self, database: Database, issuer: TokenIssuer, token_url: str, fetcher: JwksFetcher) -> None:
         self._database = database
         self._issuer = issuer
-        self._assertion = _Assertion(token_url)
+        self._assertion = SmartAssertionCheck(token_url)
         self._fetcher = fetcher
 
     async def token(self, form: dict[str, str]) -> Granted:

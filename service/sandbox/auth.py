@@ -18,9 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidClientError
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from joserfc import jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from service.auth.clients import JwksFetcher, RegisteredClient, check_public_jwks
@@ -31,6 +28,7 @@ from service.auth.server import (
     CLOCK_SKEW_SECONDS,
     MAX_ASSERTION_SECONDS,
     OAuthError,
+    SmartAssertionCheck,
     client_key_set,
 )
 from service.auth.tokens import TokenIssuer, TokenVerifier
@@ -45,29 +43,6 @@ SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.
 
 def _invalid_client(description: str, client_id: str | None = None) -> OAuthError:
     return OAuthError("invalid_client", description, 401, client_id)
-
-
-class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
-    """authlib's RFC 7523 checks with the personality's algorithms (the gateway's ``_Assertion`` twin)."""
-
-    def __init__(self, token_url: str, algorithms: tuple[str, ...]) -> None:
-        super().__init__(validate_jti=True, leeway=CLOCK_SKEW_SECONDS)
-        self._token_url = token_url
-        self._algorithms = list(algorithms)
-
-    def get_audiences(self) -> list[str]:
-        return [self._token_url]
-
-    def validate_jti(self, claims: Any, jti: str) -> bool:
-        return isinstance(jti, str) and 0 < len(jti) <= 255
-
-    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
-        try:
-            token = jwt.decode(assertion, resolve_key, algorithms=self._algorithms)
-        except JoseError as error:
-            raise InvalidClientError(description=error.description or "the assertion does not verify") from error
-        self.verify_claims(token.claims)
-        return token.claims
 
 
 @dataclass(frozen=True)
@@ -161,7 +136,7 @@ class SandboxAuth:
             )
         assertion = form["client_assertion"]
         algorithms = self._config.assertion_algs
-        checker = _Assertion(root + self._config.layout.token, algorithms)
+        checker = SmartAssertionCheck(root + self._config.layout.token, algorithms)
         try:
             header, unverified = checker.extract_assertion(assertion)
         except InvalidClientError as error:
