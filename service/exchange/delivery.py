@@ -37,7 +37,8 @@ from .smart_client import SmartClient, TokenFailure
 PREVIEW_KIND = {"encounter": "encounter", "note": "note", "care-team": "care-team"}
 DEPENDENCY_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter")
 ORDER = {t: i for i, t in enumerate((*DEPENDENCY_TYPES, "DocumentReference", "CareTeam"))}
-_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+_REFERENCE_IN_JSON = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})"')
+"""A relative reference anywhere in a resource's JSON (inside a string, quotes are escaped: no match)."""
 TERMINAL_TASK = frozenset({"cancelled", "completed", "failed", "rejected", "entered-in-error"})
 
 
@@ -60,9 +61,13 @@ class Outgoing:
     resource: dict[str, Any]
     primary: bool
     content_hash: str = ""
+    references: tuple[str, ...] = ()
+    """The relative references the resource makes (``Type/id``), in document order."""
 
     def __post_init__(self) -> None:
-        self.content_hash = hashlib.sha256(orjson.dumps(self.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        canonical = orjson.dumps(self.resource, option=orjson.OPT_SORT_KEYS)
+        self.content_hash = hashlib.sha256(canonical).hexdigest()
+        self.references = tuple(m.decode() for m in _REFERENCE_IN_JSON.findall(canonical))
 
     @property
     def reference(self) -> str:
@@ -82,20 +87,6 @@ def _note_patient(delivered: Delivered, item: Outgoing) -> None:
     patient = compartment_patient(item.resource)
     if patient:
         delivered.patients.add(patient)
-
-
-def _references(value: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(value, dict):
-        reference = value.get("reference")
-        if isinstance(reference, str) and _REFERENCE.match(reference):
-            found.append(reference)
-        for item in value.values():
-            found += _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            found += _references(item)
-    return found
 
 
 PRIMARY_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
@@ -163,7 +154,7 @@ async def collect(
         f"{r['resourceType']}/{r['id']}": Outgoing(r, True)
         for r in await _primary(conn, program, connection, kind, record_id)
     }
-    pending = [ref for o in list(outgoing.values()) for ref in _references(o.resource)]
+    pending = [ref for o in list(outgoing.values()) for ref in o.references]
     while pending:
         reference = pending.pop()
         if reference in outgoing or reference.split("/")[0] not in DEPENDENCY_TYPES:
@@ -174,7 +165,7 @@ async def collect(
             key = f"{resource['resourceType']}/{resource['id']}"
             if key not in outgoing and resource["resourceType"] in DEPENDENCY_TYPES:
                 outgoing[key] = Outgoing(resource, False)
-                pending += _references(resource)
+                pending += outgoing[key].references
     return sorted(outgoing.values(), key=lambda o: (ORDER.get(o.resource["resourceType"], 99), o.reference))
 
 
@@ -205,9 +196,9 @@ async def collect_many(
         if (row.source_kind, row.source_id) in wanted and row.resource_type == PRIMARY_TYPE.get(row.source_kind):
             resource = _from_projection(row.body)
             outgoing[f"{resource['resourceType']}/{resource['id']}"] = Outgoing(resource, True)
-    level = {ref for o in outgoing.values() for ref in _references(o.resource)}
+    level = {ref for o in outgoing.values() for ref in o.references}
     while level:
-        missing = sorted(r for r in level if r not in outgoing and r.split("/")[0] in DEPENDENCY_TYPES)
+        missing = {r for r in level if r not in outgoing and r.split("/")[0] in DEPENDENCY_TYPES}
         if not missing:
             break
         found = await conn.execute(
@@ -223,7 +214,7 @@ async def collect_many(
             key = f"{resource['resourceType']}/{resource['id']}"
             if key in missing and key not in outgoing:
                 outgoing[key] = Outgoing(resource, False)
-                level.update(_references(resource))
+                level.update(outgoing[key].references)
     return sorted(outgoing.values(), key=lambda o: (ORDER.get(o.resource["resourceType"], 99), o.reference))
 
 
@@ -330,6 +321,20 @@ def _identifier_query(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def _rewritten(item: Outgoing, mapping: dict[str, str]) -> dict[str, Any]:
+    """The resource with its references pointing at the EHR's ids; the resource itself when the EHR
+    holds everything it references under our ids (an EHR that takes PUT)."""
+    if all(mapping.get(reference, reference) == reference for reference in item.references):
+        return item.resource
+    rewritten: dict[str, Any] = _rewrite(item.resource, mapping)
+    return rewritten
+
+
+def _json(response: httpx.Response) -> Any:
+    """The body of an answer, parsed by orjson (raises ValueError when it is not JSON)."""
+    return orjson.loads(response.content)
+
+
 def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
     if isinstance(value, dict):
         out = {k: _rewrite(v, mapping) for k, v in value.items()}
@@ -345,7 +350,7 @@ def _rewrite(value: Any, mapping: dict[str, str]) -> Any:
 def _outcome_text(response: httpx.Response) -> str:
     """Status and OperationOutcome issue codes only: an EHR's diagnostics may echo patient data."""
     try:
-        body = response.json()
+        body = _json(response)
         codes = [i.get("code", "?") for i in body.get("issue", [])] if isinstance(body, dict) else []
     except ValueError:
         codes = []
@@ -438,7 +443,7 @@ async def _single(
     client: SmartClient, item: Outgoing, method: str, mapping: dict[str, str], delivered: Delivered
 ) -> None:
     resource_type, our_id = item.resource["resourceType"], item.resource["id"]
-    body = _rewrite(item.resource, mapping)
+    body = _rewritten(item, mapping)
     headers = {"Content-Type": "application/fhir+json"}
     if method == "PUT":
         response = await client.request("PUT", f"{resource_type}/{our_id}", content=orjson.dumps(body), headers=headers)
@@ -463,9 +468,10 @@ def _id_from(response: httpx.Response, resource_type: str) -> str:
     if match:
         return match.group(1)
     try:
-        found = response.json().get("id")
+        body = _json(response)
     except ValueError:
         raise Retryable("the EHR's answer to a create is not JSON and names no Location") from None
+    found = body.get("id") if isinstance(body, dict) else None
     if not isinstance(found, str):
         raise Retryable("the EHR's answer to a create names no id")
     return found
@@ -481,7 +487,7 @@ async def _transaction(
     entries = []
     for item, method in todo:
         resource_type, our_id = item.resource["resourceType"], item.resource["id"]
-        body = _rewrite(item.resource, local)
+        body = _rewritten(item, local)
         request: dict[str, Any]
         if method == "PUT":
             request = {"method": "PUT", "url": f"{resource_type}/{our_id}"}
@@ -497,7 +503,7 @@ async def _transaction(
     )
     check(response)
     try:
-        answered = response.json().get("entry") or []
+        answered = _json(response).get("entry") or []
     except (ValueError, AttributeError):
         raise Retryable("the EHR's transaction response is not valid JSON") from None
     if len(answered) != len(todo):
@@ -525,7 +531,7 @@ async def update_task(client: SmartClient, task_id: str, ours: dict[str, Any], a
         try:
             response = await client.request("GET", f"Task/{task_id}")
             check(response)
-            current = response.json()
+            current = _json(response)
         except TokenFailure as error:
             raise Retryable(str(error), token=True) from None
         except httpx.TransportError as error:
