@@ -201,12 +201,14 @@ def worker(
 ) -> None:
     """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
     cleanly (what it holds goes back to the queue)."""
+    from service.cli import freeze_heap
     from service.exchange.worker import Worker
     from service.logs import configure_logging
     from service.store import Database
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    freeze_heap()  # the modules' long-lived objects out of the collector's full scans, as `peerlink serve`
 
     async def run() -> None:
         database = Database(settings.database_url)

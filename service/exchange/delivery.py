@@ -56,22 +56,53 @@ class Permanent(Exception):
         self.reason = reason
 
 
-@dataclass
 class Outgoing:
-    resource: dict[str, Any]
-    primary: bool
-    content_hash: str = ""
-    references: tuple[str, ...] = ()
-    """The relative references the resource makes (``Type/id``), in document order."""
+    """One resource on its way to an EHR: its reference, content hash and the references it makes.
+    A resource read from the projection keeps its stored bytes and hash, and is parsed only if sent
+    (most dependencies of a change are held by the EHR already, unchanged)."""
 
-    def __post_init__(self) -> None:
-        canonical = orjson.dumps(self.resource, option=orjson.OPT_SORT_KEYS)
+    __slots__ = ("_body", "_resource", "content_hash", "primary", "references", "resource_id", "resource_type")
+
+    def __init__(self, resource: dict[str, Any], primary: bool) -> None:
+        canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        self.resource_type: str = resource["resourceType"]
+        self.resource_id: str = resource["id"]
+        self.primary = primary
         self.content_hash = hashlib.sha256(canonical).hexdigest()
-        self.references = tuple(m.decode() for m in _REFERENCE_IN_JSON.findall(canonical))
+        self.references = _references_in(canonical)
+        self._body: bytes | None = None
+        self._resource: dict[str, Any] | None = resource
+
+    @classmethod
+    def stored(cls, resource_type: str, resource_id: str, body: bytes, content_hash: str, primary: bool) -> Outgoing:
+        """A resource of the projection: its bytes, and the hash the projection keeps of its content."""
+        item = cls.__new__(cls)
+        item.resource_type, item.resource_id, item.primary = resource_type, resource_id, primary
+        item.content_hash = f"projection:{content_hash}"
+        item.references = _references_in(body)
+        item._body, item._resource = body, None
+        return item
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        if self._resource is None:
+            assert self._body is not None
+            self._resource = _from_projection(self._body)
+        return self._resource
 
     @property
     def reference(self) -> str:
-        return f"{self.resource['resourceType']}/{self.resource['id']}"
+        return f"{self.resource_type}/{self.resource_id}"
+
+    @property
+    def rank(self) -> tuple[int, str]:
+        """Where it goes in a delivery: what others reference first."""
+        return ORDER.get(self.resource_type, 99), self.reference
+
+
+def _references_in(document: bytes) -> tuple[str, ...]:
+    """The relative references (``Type/id``) anywhere in a resource's JSON, in document order."""
+    return tuple(match.decode() for match in _REFERENCE_IN_JSON.findall(document))
 
 
 @dataclass
@@ -103,39 +134,21 @@ def _from_projection(body: bytes) -> dict[str, Any]:
     return resource
 
 
-async def _primary(
-    conn: AsyncConnection, program: Program, connection: EhrConnection, kind: str, record_id: str
-) -> list[dict[str, Any]]:
-    if connection.profile != "generic":  # an overlay changes the content: map it for this EHR
-        return await fhir_resources(conn, program, PREVIEW_KIND[kind], record_id, connection.profile)
-    p = projection.c  # the generic mapping is what the projection holds, validated once: no re-mapping
-    rows = await conn.execute(
-        select(p.body).where(
-            p.program_id == program.id,
-            p.source_kind == PREVIEW_KIND[kind],
-            p.source_id == record_id,
-            p.resource_type == PRIMARY_TYPE[kind],
-        )
-    )
-    return [_from_projection(row.body) for row in rows]
-
-
 async def _dependency(
     conn: AsyncConnection, program: Program, connection: EhrConnection, reference: str
 ) -> list[dict[str, Any]]:
+    """A referenced resource mapped with the connection's overlay (the resources of its source record)."""
     resource_type, resource_id = reference.split("/")
     p = projection.c
     row = (
         await conn.execute(
-            select(p.source_kind, p.source_id, p.body).where(
+            select(p.source_kind, p.source_id).where(
                 p.program_id == program.id, p.resource_type == resource_type, p.resource_id == resource_id
             )
         )
     ).first()
     if row is None:
         return []
-    if connection.profile == "generic":
-        return [_from_projection(row.body)]
     return await fhir_resources(conn, program, row.source_kind, row.source_id, connection.profile)
 
 
@@ -149,11 +162,11 @@ async def collect(
 ) -> list[Outgoing]:
     """The change's resources and what they reference, mapped for the connection (with its overlay),
     in the order an EHR needs them. ``seen`` remembers dependencies across the changes of a batch."""
+    if connection.profile == "generic":
+        return await collect_many(conn, program, connection, [(kind, record_id)])
     seen = {} if seen is None else seen
-    outgoing = {
-        f"{r['resourceType']}/{r['id']}": Outgoing(r, True)
-        for r in await _primary(conn, program, connection, kind, record_id)
-    }
+    mapped = await fhir_resources(conn, program, PREVIEW_KIND[kind], record_id, connection.profile)
+    outgoing = {f"{r['resourceType']}/{r['id']}": Outgoing(r, True) for r in mapped}
     pending = [ref for o in list(outgoing.values()) for ref in o.references]
     while pending:
         reference = pending.pop()
@@ -166,7 +179,7 @@ async def collect(
             if key not in outgoing and resource["resourceType"] in DEPENDENCY_TYPES:
                 outgoing[key] = Outgoing(resource, False)
                 pending += outgoing[key].references
-    return sorted(outgoing.values(), key=lambda o: (ORDER.get(o.resource["resourceType"], 99), o.reference))
+    return sorted(outgoing.values(), key=lambda o: o.rank)
 
 
 async def collect_many(
@@ -181,11 +194,12 @@ async def collect_many(
             for item in await collect(conn, program, connection, kind, record_id, seen):
                 if item.reference not in merged or (item.primary and not merged[item.reference].primary):
                     merged[item.reference] = item
-        return sorted(merged.values(), key=lambda o: (ORDER.get(o.resource["resourceType"], 99), o.reference))
+        return sorted(merged.values(), key=lambda o: o.rank)
     p = projection.c
     wanted = {(PREVIEW_KIND[kind], record_id) for kind, record_id in changes}
+    columns = (p.source_kind, p.source_id, p.resource_type, p.resource_id, p.content_hash, p.body)
     rows = await conn.execute(
-        select(p.source_kind, p.source_id, p.resource_type, p.body).where(
+        select(*columns).where(
             p.program_id == program.id,
             p.source_id.in_(sorted({record_id for _, record_id in wanted})),
             p.resource_type.in_(sorted(set(PRIMARY_TYPE.values()))),
@@ -194,15 +208,15 @@ async def collect_many(
     outgoing: dict[str, Outgoing] = {}
     for row in rows:
         if (row.source_kind, row.source_id) in wanted and row.resource_type == PRIMARY_TYPE.get(row.source_kind):
-            resource = _from_projection(row.body)
-            outgoing[f"{resource['resourceType']}/{resource['id']}"] = Outgoing(resource, True)
+            item = Outgoing.stored(row.resource_type, row.resource_id, row.body, row.content_hash, True)
+            outgoing[item.reference] = item
     level = {ref for o in outgoing.values() for ref in o.references}
     while level:
         missing = {r for r in level if r not in outgoing and r.split("/")[0] in DEPENDENCY_TYPES}
         if not missing:
             break
         found = await conn.execute(
-            select(p.body).where(
+            select(*columns).where(
                 p.program_id == program.id,
                 p.resource_id.in_(sorted({r.split("/")[1] for r in missing})),
                 p.resource_type.in_(sorted({r.split("/")[0] for r in missing})),
@@ -210,12 +224,11 @@ async def collect_many(
         )
         level = set()
         for row in found:
-            resource = _from_projection(row.body)
-            key = f"{resource['resourceType']}/{resource['id']}"
+            key = f"{row.resource_type}/{row.resource_id}"
             if key in missing and key not in outgoing:
-                outgoing[key] = Outgoing(resource, False)
+                outgoing[key] = Outgoing.stored(row.resource_type, row.resource_id, row.body, row.content_hash, False)
                 level.update(outgoing[key].references)
-    return sorted(outgoing.values(), key=lambda o: (ORDER.get(o.resource["resourceType"], 99), o.reference))
+    return sorted(outgoing.values(), key=lambda o: o.rank)
 
 
 async def source_of(conn: AsyncConnection, program_id: str, reference: str) -> tuple[str, str] | None:
@@ -413,10 +426,10 @@ async def _send(
     mapping = {ref: f"{ref.split('/')[0]}/{ehr_id}" for ref, (ehr_id, _) in known.items()}
     todo: list[tuple[Outgoing, str]] = []
     for item in outgoing:
-        method = capabilities.method(item.resource["resourceType"])
+        method = capabilities.method(item.resource_type)
         if method is None or (method == "POST" and _identifier_query(item.resource) is None):
             if item.primary:
-                raise Permanent(f"the EHR accepts no writes of {item.resource['resourceType']}")
+                raise Permanent(f"the EHR accepts no writes of {item.resource_type}")
             continue
         if known.get(item.reference, ("", ""))[1] == item.content_hash:
             continue
@@ -442,7 +455,7 @@ async def _send(
 async def _single(
     client: SmartClient, item: Outgoing, method: str, mapping: dict[str, str], delivered: Delivered
 ) -> None:
-    resource_type, our_id = item.resource["resourceType"], item.resource["id"]
+    resource_type, our_id = item.resource_type, item.resource_id
     body = _rewritten(item, mapping)
     headers = {"Content-Type": "application/fhir+json"}
     if method == "PUT":
@@ -483,10 +496,10 @@ async def _transaction(
     local = dict(mapping)
     for item, method in todo:  # what this Bundle creates is referenced by its fullUrl
         if method == "POST":
-            local[item.reference] = f"urn:uuid:{item.resource['id']}"
+            local[item.reference] = f"urn:uuid:{item.resource_id}"
     entries = []
     for item, method in todo:
-        resource_type, our_id = item.resource["resourceType"], item.resource["id"]
+        resource_type, our_id = item.resource_type, item.resource_id
         body = _rewritten(item, local)
         request: dict[str, Any]
         if method == "PUT":
@@ -509,10 +522,10 @@ async def _transaction(
     if len(answered) != len(todo):
         raise Retryable("the EHR's transaction response does not answer every entry")
     for (item, method), entry in zip(todo, answered, strict=True):
-        resource_type = item.resource["resourceType"]
+        resource_type = item.resource_type
         location = (entry.get("response") or {}).get("location") or ""
         match = re.search(rf"{resource_type}/([A-Za-z0-9\-.]{{1,64}})", location)
-        ehr_id = item.resource["id"] if method == "PUT" or match is None else match.group(1)
+        ehr_id = item.resource_id if method == "PUT" or match is None else match.group(1)
         mapping[item.reference] = f"{resource_type}/{ehr_id}"
         delivered.written[item.reference] = (ehr_id, item.content_hash)
         _note_patient(delivered, item)

@@ -10,6 +10,7 @@ leases: a worker that dies leaves rows whose lease runs out, and the next claim 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,17 +161,25 @@ async def claim(
     limit: int,
     skip: frozenset[str] = frozenset(),
     only: str | None = None,
+    behind: Sequence[int] = (),
+    expire: bool = True,
 ) -> list[Claimed]:
     """Lease up to ``limit`` deliverable rows: due, of a connection not skipped (open circuit), and the
-    oldest unfinished row of their participant at that connection."""
-    await _expire_leases(conn, now)
+    oldest unfinished row of their participant at that connection, not counting the rows ``behind``
+    (this worker's batch on its way to the EHR: what it claims now goes only once that one arrived).
+    ``expire`` first returns the rows of workers whose leases ran out."""
+    if expire:
+        await _expire_leases(conn, now)
     older = outbox.alias("older")
-    first_in_line = ~exists().where(
+    ahead = [
         older.c.connection == Q.connection,
         older.c.participant_id == Q.participant_id,
         older.c.pk < Q.pk,
         older.c.state.in_(UNFINISHED),
-    )
+    ]
+    if behind:
+        ahead.append(older.c.pk.not_in(sorted(behind)))
+    first_in_line = ~exists().where(*ahead)
     query = select(Q.pk).where(Q.state == "pending", Q.next_attempt_at <= now, first_in_line)
     if skip:
         query = query.where(Q.connection.not_in(sorted(skip)))
@@ -236,12 +245,13 @@ async def retry_later(conn: AsyncConnection, pk: int, worker: str, at: datetime,
     )
 
 
-async def release(conn: AsyncConnection, worker: str) -> int:
-    """A worker shutting down gives back what it holds, due at once."""
+async def release(conn: AsyncConnection, worker: str, pks: Sequence[int] | None = None) -> int:
+    """A worker gives back what it holds (all of it when shutting down), due at once, attempts unchanged."""
+    condition = [Q.state == "sending", Q.claimed_by == worker]
+    if pks is not None:
+        condition.append(Q.pk.in_(pks))
     result = await conn.execute(
-        update(outbox)
-        .where(Q.state == "sending", Q.claimed_by == worker)
-        .values(state="pending", claimed_by=None, claimed_until=None)
+        update(outbox).where(*condition).values(state="pending", claimed_by=None, claimed_until=None)
     )
     return result.rowcount or 0
 

@@ -35,6 +35,10 @@ from .retry import Circuit, delay, expired
 from .smart_client import SmartClient
 
 log = logging.getLogger("peerlink.exchange")
+FLOW_BATCHES = 10
+"""Batches a running worker delivers in one go before it looks at its polls again."""
+LEASE_CHECKS = 4
+"""How often per lease a worker looks for the rows of workers whose leases ran out."""
 
 
 @dataclass
@@ -63,6 +67,32 @@ class RateLimit:
 
 
 @dataclass
+class Gathered:
+    """A claimed batch of one connection's pushes, checked and mapped, ready to go in one Bundle."""
+
+    connection: EhrConnection
+    client: SmartClient
+    rows: list[outbox.Claimed]
+    outgoing: list[delivery.Outgoing]
+    held: dict[str, tuple[str, str]]
+
+
+@dataclass
+class Flight:
+    """A gathered batch on its way to the EHR; ``answer`` is what it wrote, or raises why not."""
+
+    batch: Gathered
+    answer: asyncio.Task[Delivered]
+
+    @property
+    def pks(self) -> list[int]:
+        return [row.pk for row in self.batch.rows]
+
+
+Outcome = Delivered | Exception
+
+
+@dataclass
 class Worker:
     database: Database
     settings: Settings
@@ -75,6 +105,7 @@ class Worker:
         self._clients: dict[str, tuple[EhrConnection, SmartClient]] = {}
         self._limits: dict[str, RateLimit] = {}
         self._programs: dict[str, Program] = {}
+        self._leases_checked = -float("inf")  # when this worker last looked for leases that ran out
 
     # --- the loop --------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,7 +113,7 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
-                    busy = await self.run_once()
+                    busy = await self.flow(limit=self.settings.outbox_batch * FLOW_BATCHES, stop=stop)
                     busy += await self.poll_due()
                 except Exception:  # a database outage must not end the worker; it retries after a rest
                     log.exception("worker cycle failed")
@@ -98,33 +129,81 @@ class Worker:
 
     async def run_once(self, only: str | None = None) -> int:
         """Claim one batch and deliver it. Returns the number of changes handled."""
-        now = datetime.now(UTC)
+        claimed = await self._claim(only)
+        await self._deliver_claimed(claimed)
+        return len(claimed)
+
+    async def drain(self, only: str | None = None, limit: int = 10_000) -> int:
+        """Deliver until nothing is due (tests, `peerlink worker --once`)."""
+        return await self.flow(only, limit)
+
+    async def flow(self, only: str | None = None, limit: int = 10_000, stop: asyncio.Event | None = None) -> int:
+        """Batch after batch until nothing is due (or ``limit`` changes, or ``stop``): each batch is
+        claimed and gathered while the one before is on the wire, sent once that one's answer is in,
+        and the one before is recorded while it travels. A batch may hold the next changes of the
+        participants in the batch on the wire; it is given back, unsent, if that one fails, so every
+        participant's changes still reach the EHR in order. Returns the changes handled."""
+        handled = 0
+        flight: Flight | None = None
+        try:
+            while handled < limit and not (stop is not None and stop.is_set()):
+                target = only if flight is None else flight.batch.connection.name
+                claimed = await self._claim(target, behind=flight.pks if flight is not None else ())
+                if not claimed:
+                    break
+                handled += len(claimed)
+                batch = await self._gather_claimed(claimed)
+                if batch is not None and not batch.rows:  # all withheld: nothing to send
+                    continue
+                if flight is not None:
+                    outcome = await self._answer(flight)
+                    if isinstance(outcome, Delivered) and batch is not None:
+                        landed, flight = flight, await self._launch(batch, outcome)
+                        await self._record(landed, outcome)
+                        continue
+                    await self._record(flight, outcome)
+                    flight = None
+                    if not isinstance(outcome, Delivered):  # what was claimed behind it waits for it
+                        async with self.database.transaction() as conn:
+                            handled -= await outbox.release(conn, self.name, [r.pk for r in claimed])
+                        continue
+                if batch is None:
+                    await self._deliver_claimed(claimed)
+                else:
+                    flight = await self._launch(batch, None)
+        except BaseException:
+            if flight is not None:  # its rows stay leased: they go again when the lease runs out
+                flight.answer.cancel()
+            raise
+        if flight is not None:
+            await self._record(flight, await self._answer(flight))
+        return handled
+
+    async def _claim(self, only: str | None, behind: list[int] | tuple[()] = ()) -> list[outbox.Claimed]:
+        lease = self.settings.outbox_lease_seconds
+        expire = time.monotonic() >= self._leases_checked + lease / LEASE_CHECKS
         async with self.database.transaction() as conn:
             claimed = await outbox.claim(
                 conn,
                 self.name,
-                now,
-                lease=timedelta(seconds=self.settings.outbox_lease_seconds),
+                datetime.now(UTC),
+                lease=timedelta(seconds=lease),
                 limit=self.settings.outbox_batch,
                 skip=self.circuit.open(),
                 only=only,
+                behind=behind,
+                expire=expire,
             )
+        if expire:
+            self._leases_checked = time.monotonic()
+        return claimed
+
+    async def _deliver_claimed(self, claimed: list[outbox.Claimed]) -> None:
         by_connection: dict[str, list[outbox.Claimed]] = defaultdict(list)
         for row in claimed:
             by_connection[row.connection].append(row)
         for name, rows in by_connection.items():
             await self._deliver_all(name, rows)
-        return len(claimed)
-
-    async def drain(self, only: str | None = None, limit: int = 10_000) -> int:
-        """Deliver until nothing is due (tests, `peerlink worker --once`)."""
-        done = 0
-        while done < limit:
-            handled = await self.run_once(only)
-            if not handled:
-                return done
-            done += handled
-        return done
 
     # --- delivering --------------------------------------------------------------------------------------
     async def _client(self, name: str) -> tuple[EhrConnection, SmartClient]:
@@ -188,27 +267,63 @@ class Worker:
         """All the batch in one transaction Bundle. False when it must go row by row instead (a refused
         Bundle is split to find the change the EHR refuses; the others still go)."""
         try:
-            allowed, outgoing, held, withheld = await self._prepare(connection, rows)
+            batch = await self._gather(connection, client, rows)
         except Exception:
             log.exception("batch preparation failed")
             return False
-        await self._withhold(withheld)
-        if not allowed:
-            return True
-        await self._limits[connection.name].wait()
-        try:
-            sent = await delivery.send(client, outgoing, held, batched=self.settings.outbox_bundles)
-        except Permanent:
-            return_rows = allowed
-            for row in return_rows:
-                await self._deliver_one(connection, client, row)
-            return True
-        except Retryable as error:
-            for row in allowed:
-                await self._failed(connection.name, row, error)
-            return True
-        await self._delivered(connection, allowed, sent)
+        if batch.rows:
+            flight = await self._launch(batch, None)
+            await self._record(flight, await self._answer(flight))
         return True
+
+    async def _gather(self, connection: EhrConnection, client: SmartClient, rows: list[outbox.Claimed]) -> Gathered:
+        """The rows consent still allows, with their resources (the others are withheld now)."""
+        allowed, outgoing, held, withheld = await self._prepare(connection, rows)
+        await self._withhold(withheld)
+        return Gathered(connection, client, allowed, outgoing, held)
+
+    async def _gather_claimed(self, claimed: list[outbox.Claimed]) -> Gathered | None:
+        """A claim gathered for one Bundle; None when it must take the one-by-one path instead
+        (referral updates, several connections, Bundles off, the connection unusable)."""
+        names = {row.connection for row in claimed}
+        if not self.settings.outbox_bundles or len(names) != 1 or any(r.kind == "referral" for r in claimed):
+            return None
+        try:
+            connection, client = await self._client(names.pop())
+            if not connection.enabled:
+                return None
+            return await self._gather(connection, client, claimed)
+        except Exception:
+            return None  # the one-by-one path meets the same problem and records it per row
+
+    async def _launch(self, batch: Gathered, before: Delivered | None) -> Flight:
+        """Send a batch; what the batch before it wrote counts as held (it is not sent twice)."""
+        held = {**batch.held, **before.written} if before is not None else batch.held
+        await self._limits[batch.connection.name].wait()
+        sending = delivery.send(batch.client, batch.outgoing, held, batched=self.settings.outbox_bundles)
+        return Flight(batch, asyncio.ensure_future(sending))
+
+    @staticmethod
+    async def _answer(flight: Flight) -> Outcome:
+        try:
+            return await flight.answer
+        except Exception as error:  # recorded per row by _record
+            if not isinstance(error, (Permanent, Retryable)):
+                log.exception("batch delivery failed unexpectedly")
+            return error
+
+    async def _record(self, flight: Flight, outcome: Outcome) -> None:
+        """A batch's outcome: delivered; retried later (the EHR is unreachable or busy); or, refused,
+        split to find the change the EHR refuses while the others still go."""
+        batch = flight.batch
+        if isinstance(outcome, Delivered):
+            await self._delivered(batch.connection, batch.rows, outcome)
+        elif isinstance(outcome, Retryable):
+            for row in batch.rows:
+                await self._failed(batch.connection.name, row, outcome)
+        else:
+            for row in batch.rows:
+                await self._deliver_one(batch.connection, batch.client, row)
 
     async def _deliver_one(self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed) -> None:
         try:
@@ -278,7 +393,7 @@ class Worker:
                 kept.append(output)
                 for item in await delivery.collect(conn, program, connection, "encounter", record_id):
                     outgoing.setdefault(item.reference, item)
-            ordered = sorted(outgoing.values(), key=lambda o: delivery.ORDER.get(o.resource["resourceType"], 99))
+            ordered = sorted(outgoing.values(), key=lambda o: o.rank)
             held = await delivery.held(conn, connection.name, [o.reference for o in ordered])
         sent = (
             await delivery.send(client, ordered, held, batched=self.settings.outbox_bundles) if ordered else Delivered()

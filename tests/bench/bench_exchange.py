@@ -1,8 +1,14 @@
 """Delivery throughput: resources/s the outbox worker delivers to a loopback FHIR server (the sandbox
 EHR as a real process), one resource per request and in transaction Bundles, beside the floor: the
 same server receiving the same requests (captured from the worker's own run) from a bare httpx loop
-with one request in flight, as the worker has. Steady state: the connection's key, discovery, token
-and CapabilityStatement are fetched before the clock starts (once per connection, not per change).
+with one request in flight, as the worker has.
+
+Steady state, as a running program meets it: the connection's key, discovery, token and
+CapabilityStatement are fetched before the clock starts, the heap is frozen as `peerlink worker`
+does, and a first untimed round of SESSIONS sessions with notes introduces the participants to the
+EHR. Each of the ROUNDS timed rounds is the next SESSIONS sessions with notes. Before the floor's
+replay the EHR is reset and given the first round's requests again, so it holds what it held for the
+worker; the figures are totals over the timed rounds.
 
     python -m tests.bench.bench_exchange [SESSIONS]
 
@@ -21,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from service.cli import freeze_heap
 from service.domain import ConsentFields, ParticipantFields
 from service.exchange.worker import Worker
 from service.records import operations
@@ -37,6 +44,9 @@ from tests.e2e.outbox_support import sessions_with_notes
 
 TARGET_BATCHED_RPS = 500.0
 TARGET_FLOOR_RATIO = 0.7
+ROUNDS = 3
+Write = tuple[str, str, bytes, dict[str, str]]
+"""method, URL, body and headers of one request the worker sent"""
 
 
 class Recording(httpx.AsyncBaseTransport):
@@ -44,7 +54,7 @@ class Recording(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.writes: list[tuple[str, str, bytes, dict[str, str]]] = []
+        self.writes: list[Write] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         content = await request.aread()
@@ -95,14 +105,16 @@ async def _participants(database: Database, count: int) -> None:
             )
 
 
-async def _queue(database: Database, sessions: int) -> None:
-    await _participants(database, PARTICIPANTS)
-    await sessions_with_notes(database, sessions)
-
-
-async def _delivered_resources(database: Database) -> int:
+async def _delivered_since(database: Database, moment: datetime) -> int:
+    """Resources written to the EHR since ``moment`` (each counted once, however often it went)."""
     async with database.read() as conn:
-        return len((await conn.execute(ehr_resources.select())).all())
+        rows = await conn.execute(ehr_resources.select().where(ehr_resources.c.delivered_at >= moment))
+        return len(rows.all())
+
+
+async def _queued(database: Database) -> int:
+    async with database.read() as conn:
+        return len((await conn.execute(outbox.select().where(outbox.c.state == "pending"))).all())
 
 
 async def _run(
@@ -119,25 +131,41 @@ async def _run(
     await pair(settings, sandbox_root, secret, fhir_base)
     async with database.transaction() as conn:  # the connection's default 20 requests/s would be the bench
         await conn.execute(ehr_connections.update().values(rate_per_second=100_000))
-    await _queue(database, sessions)
-    async with database.transaction() as conn:
-        queued = len((await conn.execute(outbox.select())).all())
+    await _participants(database, PARTICIPANTS)
     recording = Recording()
     worker = Worker(database, settings, transport=recording)
     await worker.warm_up("sandbox")  # key, discovery, token, CapabilityStatement: once per connection, not per change
-    began = time.perf_counter()
-    handled = await worker.drain()
-    elapsed = time.perf_counter() - began
-    resources = await _delivered_resources(database)
+    freeze_heap()  # as `peerlink worker` does at start
+    # Round one, untimed: the EHR gets to know the participants; both sides warm up.
+    await sessions_with_notes(database, sessions)
+    assert await worker.drain() == 2 * sessions
+    introduction: list[Write] = recording.writes
+    # Then the timed rounds: the next sessions and notes of participants the EHR holds.
+    rounds: list[list[Write]] = []
+    changes = resources = 0
+    elapsed = 0.0
+    for _ in range(ROUNDS):
+        recording.writes = []
+        await sessions_with_notes(database, sessions)
+        queued = await _queued(database)
+        since = datetime.now(UTC)
+        began = time.perf_counter()
+        handled = await worker.drain()
+        elapsed += time.perf_counter() - began
+        assert handled == queued, f"handled {handled} of {queued}"
+        changes += queued
+        resources += await _delivered_since(database, since)
+        rounds.append(recording.writes)
     await database.dispose()
-    assert handled == queued, f"handled {handled} of {queued}"
     token = worker._clients["sandbox"][1]._token
     assert token is not None
-    floor = await _floor(recording.writes, token[0])
+    await _reset(sandbox_root, secret)  # the floor meets the EHR in the state the worker met it
+    await _replay(introduction, token[0])
+    floor = sum([await _replay(writes, token[0]) for writes in rounds])
     return {
-        "changes": queued,
+        "changes": changes,
         "resources": resources,
-        "requests": len(recording.writes),
+        "requests": sum(len(writes) for writes in rounds),
         "seconds": elapsed,
         "rps": resources / elapsed,
         "floor_seconds": floor,
@@ -150,8 +178,8 @@ async def _reset(sandbox_root: str, secret: str) -> None:
         (await http.post("/sandbox/reset", headers={"X-Sandbox-Admin": secret})).raise_for_status()
 
 
-async def _floor(writes: list[tuple[str, str, bytes, dict[str, str]]], token: str) -> float:
-    """The same requests, replayed one at a time by a bare httpx client."""
+async def _replay(writes: list[Write], token: str) -> float:
+    """The same requests, replayed one at a time by a bare httpx client: the floor."""
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         began = time.perf_counter()
         for method, url, content, headers in writes:
@@ -166,9 +194,9 @@ def main(sessions: int = 150) -> dict[str, float]:
         workdir = Path(tmp)
         with running_sandbox(workdir) as sandbox:
             print(
-                f"Exchange benchmark: {sessions} sessions with signed notes ({2 * sessions} changes) of "
-                f"{PARTICIPANTS + 12} consenting participants to the sandbox EHR on loopback; "
-                "floor = the same requests from a bare httpx loop"
+                f"Exchange benchmark: {ROUNDS} timed rounds of {sessions} sessions with signed notes "
+                f"({2 * sessions} changes) of {PARTICIPANTS + 12} consenting participants the EHR already holds, "
+                "to the sandbox EHR on loopback; floor = the same requests from a bare httpx loop"
             )
             heading = f"{'mode':<10}{'changes':>9}{'resources':>11}{'requests':>10}{'res/s':>9}"
             print(f"{heading}{'floor res/s':>13}{'ratio':>8}")
