@@ -63,7 +63,8 @@ class Settings(BaseSettings):
         default=86_400.0, gt=0, description="A change undelivered this long after it was made is dead-lettered."
     )
     outbox_bundles: bool = Field(
-        default=True, description="Send changes in transaction Bundles when the EHR takes them (false: one by one)."
+        default=True,
+        description="Send a batch in one transaction Bundle when the EHR takes them (false: a request per resource).",
     )
     circuit_failures: int = Field(default=5, ge=1, description="Failures in a row that open a connection's circuit.")
     circuit_open_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit rests.")

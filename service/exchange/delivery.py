@@ -78,7 +78,7 @@ class Outgoing:
         """A resource of the projection: its bytes, and the hash the projection keeps of its content."""
         item = cls.__new__(cls)
         item.resource_type, item.resource_id, item.primary = resource_type, resource_id, primary
-        item.content_hash = f"projection:{content_hash}"
+        item.content_hash = content_hash
         item.references = _references_in(body)
         item._body, item._resource = body, None
         return item

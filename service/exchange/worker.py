@@ -244,7 +244,7 @@ class Worker:
                 await self._failed(name, row, Retryable("the connection is disabled"))
             return
         pushes = [r for r in rows if r.kind != "referral"]
-        if len(pushes) > 1 and self.settings.outbox_bundles and await self._batch(connection, client, pushes):
+        if len(pushes) > 1 and await self._batch(connection, client, pushes):
             pushes = []
         for row in [*pushes, *(r for r in rows if r.kind == "referral")]:
             await self._deliver_one(connection, client, row)
@@ -264,8 +264,9 @@ class Worker:
         return allowed, outgoing, held, withheld
 
     async def _batch(self, connection: EhrConnection, client: SmartClient, rows: list[outbox.Claimed]) -> bool:
-        """All the batch in one transaction Bundle. False when it must go row by row instead (a refused
-        Bundle is split to find the change the EHR refuses; the others still go)."""
+        """All the batch in one go (one transaction Bundle where the EHR takes them). False when it must
+        go row by row instead (a refused batch is split to find the change the EHR refuses; the others
+        still go)."""
         try:
             batch = await self._gather(connection, client, rows)
         except Exception:
@@ -283,10 +284,10 @@ class Worker:
         return Gathered(connection, client, allowed, outgoing, held)
 
     async def _gather_claimed(self, claimed: list[outbox.Claimed]) -> Gathered | None:
-        """A claim gathered for one Bundle; None when it must take the one-by-one path instead
-        (referral updates, several connections, Bundles off, the connection unusable)."""
+        """A claim gathered to go as one batch; None when it must take the one-by-one path instead
+        (referral updates, several connections, the connection unusable)."""
         names = {row.connection for row in claimed}
-        if not self.settings.outbox_bundles or len(names) != 1 or any(r.kind == "referral" for r in claimed):
+        if len(names) != 1 or any(r.kind == "referral" for r in claimed):
             return None
         try:
             connection, client = await self._client(names.pop())

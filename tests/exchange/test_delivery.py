@@ -220,3 +220,63 @@ async def test_metrics_per_connection(ehr, world, worker, client):
     metrics = (await client.get("/admin/v1/exchange/metrics")).json()["hospital"]
     assert metrics["queue_depth"] == 2 and metrics["retried"] == 1 and metrics["delivered"] == 0
     assert metrics["oldest_waiting_seconds"] >= 0
+
+
+async def outbox_rows(database) -> list[tuple[str, str, int, str | None]]:
+    """(kind, state, attempts, claimed_by) of every row, oldest first."""
+    q = outbox.c
+    async with database.read() as conn:
+        rows = await conn.execute(select(q.kind, q.state, q.attempts, q.claimed_by).order_by(q.pk))
+        return [tuple(r) for r in rows]
+
+
+def first_write_of(ehr: FakeEhr, resource_type: str) -> int:
+    writes = [r.content for r in ehr.requests if r.method in ("POST", "PUT")]
+    return next(i for i, body in enumerate(writes) if f'"resourceType":"{resource_type}"'.encode() in body)
+
+
+async def test_a_batch_claimed_behind_a_failing_one_goes_back_unsent(ehr, world, database, settings):
+    # one change per batch: the note is claimed behind its session while the session is on the wire
+    worker = Worker(database, fast_settings(settings).model_copy(update={"outbox_batch": 1}))
+    ehr.faults = [httpx.Response(503, headers={"Retry-After": "60"})]
+    assert await worker.drain() == 1  # the session, retried later; the note was given back, not counted
+    assert await outbox_rows(database) == [("encounter", "pending", 1, None), ("note", "pending", 0, None)]
+    assert not any(b"DocumentReference" in r.content for r in ehr.requests)
+    await make_due(database)
+    assert await worker.drain() == 2
+    assert {s for _, s, _ in await states(database)} == {"delivered"}
+    assert first_write_of(ehr, "Encounter") < first_write_of(ehr, "DocumentReference")
+
+
+async def test_a_refused_batch_is_split_and_what_waits_behind_it_follows_in_order(ehr, world, database, settings):
+    worker = Worker(database, fast_settings(settings).model_copy(update={"outbox_batch": 1}))
+    ehr.faults = [httpx.Response(422, json=OUTCOME_422)]  # the Bundle is refused once; the split resend goes
+    assert await worker.drain() == 2
+    assert {s for _, s, _ in await states(database)} == {"delivered"}
+    assert first_write_of(ehr, "Encounter") < first_write_of(ehr, "DocumentReference")
+
+
+async def test_batches_in_a_row_send_each_resource_once(ehr, client, database, program, tmp_path, settings):
+    """Each batch is gathered before the one ahead of it is recorded: what that one wrote counts as held."""
+    await add_connection(database, program, tmp_path)
+    worlds = [await consented_session(client) for _ in range(3)]
+    worker = Worker(database, fast_settings(settings).model_copy(update={"outbox_batch": 2}))
+    assert await worker.drain() == 6
+    assert {s for _, s, _ in await states(database)} == {"delivered"}
+    for world in worlds:
+        expected = ids(program, world)
+        assert ehr.writes[expected["encounter"]] == 1 and ehr.writes[expected["patient"]] == 1
+        assert ehr.writes[expected["note"]] == 1
+
+
+async def test_without_bundles_a_batch_goes_a_request_per_resource(ehr, client, database, program, tmp_path, settings):
+    await add_connection(database, program, tmp_path)
+    worlds = [await consented_session(client) for _ in range(2)]
+    worker = Worker(database, fast_settings(settings).model_copy(update={"outbox_bundles": False}))
+    assert await worker.drain() == 4
+    assert {s for _, s, _ in await states(database)} == {"delivered"}
+    writes = [r for r in ehr.requests if r.method in ("POST", "PUT") and not r.url.path.endswith("/token")]
+    assert all(r.method == "PUT" for r in writes)  # no transaction Bundle
+    assert len(writes) == len(ehr.resources) == sum(ehr.writes.values())  # each resource once
+    for world in worlds:
+        assert ehr.writes[ids(program, world)["note"]] == 1
