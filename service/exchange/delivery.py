@@ -197,17 +197,20 @@ async def collect_many(
         return sorted(merged.values(), key=lambda o: o.rank)
     p = projection.c
     wanted = {(PREVIEW_KIND[kind], record_id) for kind, record_id in changes}
-    columns = (p.source_kind, p.source_id, p.resource_type, p.resource_id, p.content_hash, p.body)
-    rows = await conn.execute(
+    columns = (p.program_id, p.source_kind, p.source_id, p.resource_type, p.resource_id, p.content_hash, p.body)
+    rows = await conn.execute(  # by the (source_kind, source_id) index alone: the program is checked below
         select(*columns).where(
-            p.program_id == program.id,
+            p.source_kind.in_(sorted({kind for kind, _ in wanted})),
             p.source_id.in_(sorted({record_id for _, record_id in wanted})),
-            p.resource_type.in_(sorted(set(PRIMARY_TYPE.values()))),
         )
     )
     outgoing: dict[str, Outgoing] = {}
     for row in rows:
-        if (row.source_kind, row.source_id) in wanted and row.resource_type == PRIMARY_TYPE.get(row.source_kind):
+        if (
+            row.program_id == program.id
+            and (row.source_kind, row.source_id) in wanted
+            and row.resource_type == PRIMARY_TYPE.get(row.source_kind)
+        ):
             item = Outgoing.stored(row.resource_type, row.resource_id, row.body, row.content_hash, True)
             outgoing[item.reference] = item
     level = {ref for o in outgoing.values() for ref in o.references}
