@@ -18,6 +18,7 @@ Targets: >= 500 resources/s batched, and >= 0.7x the floor.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ from tests.e2e.outbox_support import sessions_with_notes
 
 TARGET_BATCHED_RPS = 500.0
 TARGET_FLOOR_RATIO = 0.7
-ROUNDS = 3
+ROUNDS = 5
 Write = tuple[str, str, bytes, dict[str, str]]
 """method, URL, body and headers of one request the worker sent"""
 
@@ -144,6 +145,7 @@ async def _run(
     rounds: list[list[Write]] = []
     changes = resources = 0
     elapsed = 0.0
+    timings: list[float] = []
     for _ in range(ROUNDS):
         recording.writes = []
         await sessions_with_notes(database, sessions)
@@ -151,7 +153,8 @@ async def _run(
         since = datetime.now(UTC)
         began = time.perf_counter()
         handled = await worker.drain()
-        elapsed += time.perf_counter() - began
+        timings.append(time.perf_counter() - began)
+        elapsed += timings[-1]
         assert handled == queued, f"handled {handled} of {queued}"
         changes += queued
         resources += await _delivered_since(database, since)
@@ -161,8 +164,10 @@ async def _run(
     assert token is not None
     await _reset(sandbox_root, secret)  # the floor meets the EHR in the state the worker met it
     await _replay(introduction, token[0])
-    floor = sum([await _replay(writes, token[0]) for writes in rounds])
+    floors = [await _replay(writes, token[0]) for writes in rounds]
+    floor = sum(floors)
     return {
+        "median_ratio": statistics.median(f / t for f, t in zip(floors, timings, strict=True)),
         "changes": changes,
         "resources": resources,
         "requests": sum(len(writes) for writes in rounds),
@@ -199,7 +204,7 @@ def main(sessions: int = 150) -> dict[str, float]:
                 "to the sandbox EHR on loopback; floor = the same requests from a bare httpx loop"
             )
             heading = f"{'mode':<10}{'changes':>9}{'resources':>11}{'requests':>10}{'res/s':>9}"
-            print(f"{heading}{'floor res/s':>13}{'ratio':>8}")
+            print(f"{heading}{'floor res/s':>13}{'ratio':>8}{'median':>8}")
             for label, bundles in (("single", False), ("batched", True)):
                 run = asyncio.run(
                     _run(workdir, sandbox.root, sandbox.admin_secret, sandbox.fhir_base, sessions, bundles)
@@ -207,16 +212,18 @@ def main(sessions: int = 150) -> dict[str, float]:
                 ratio = run["rps"] / run["floor_rps"]
                 results[f"{label}_rps"] = run["rps"]
                 results[f"{label}_ratio"] = ratio
+                results[f"{label}_median_ratio"] = run["median_ratio"]
                 print(
                     f"{label:<10}{run['changes']:>9}{run['resources']:>11}{run['requests']:>10}"
-                    f"{run['rps']:>9.0f}{run['floor_rps']:>13.0f}{ratio:>7.2f}x"
+                    f"{run['rps']:>9.0f}{run['floor_rps']:>13.0f}{ratio:>7.2f}x{run['median_ratio']:>7.2f}x"
                 )
-    batched, ratio = results["batched_rps"], results["batched_ratio"]
+    batched, ratio, median = results["batched_rps"], results["batched_ratio"], results["batched_median_ratio"]
+    print("ratio: all rounds' resources/s over the floor's; median: the median round's (floor time / worker time)")
     print(
         f"batched: {batched:.0f} resources/s (target >= {TARGET_BATCHED_RPS:.0f}): "
         f"{'meets' if batched >= TARGET_BATCHED_RPS else 'BELOW'}; "
-        f"{ratio:.2f}x the floor (target >= {TARGET_FLOOR_RATIO}): "
-        f"{'meets' if ratio >= TARGET_FLOOR_RATIO else 'BELOW'}"
+        f"{ratio:.2f}x the floor over all rounds, {median:.2f}x in the median round (target >= {TARGET_FLOOR_RATIO}): "
+        f"{'meets' if min(ratio, median) >= TARGET_FLOOR_RATIO else 'BELOW'}"
     )
     return results
 
