@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from service.cli_audit import audit_app
 from service.cli_auth import clients_app, ensure_demo_client, keys_app, token
 from service.cli_exchange import deadletters_app, ehr_app, worker
 from service.cli_up import up
+from service.heap import freeze_heap
 from service.logs import configure_logging
 from service.sandbox.cli import check, sandbox_app
 from service.settings import Settings, get_settings
@@ -28,13 +28,6 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("check")(check)
 app.command("up")(up)
 app.add_typer(audit_app, name="audit")
-
-
-def freeze_heap() -> None:
-    """The app's long-lived objects (routes, FHIR models) leave the collector's full scans: without
-    this, a full collection over them pauses every request in flight for tens of milliseconds."""
-    gc.collect()
-    gc.freeze()
 
 
 def _settings() -> Settings:

@@ -201,8 +201,8 @@ def worker(
 ) -> None:
     """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
     cleanly (what it holds goes back to the queue)."""
-    from service.cli import freeze_heap
     from service.exchange.worker import Worker
+    from service.heap import freeze_heap
     from service.logs import configure_logging
     from service.store import Database
 

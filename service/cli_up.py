@@ -42,7 +42,7 @@ def up(
     import uvicorn
 
     from service.app import create_app
-    from service.cli import freeze_heap
+    from service.heap import freeze_heap
     from service.logs import configure_logging
     from service.sandbox.pairing import CONNECTION, HOSPITAL_CLIENT, SANDBOX_KEYS, pair
 

@@ -79,10 +79,6 @@ def patient_id(program: Program, participant_id: str) -> str:
     return fhir_id(program.identifier_system, "participant", participant_id)
 
 
-def _patient_id(program: Program, participant_id: str) -> str:
-    return fhir_id(program.identifier_system, "participant", participant_id)
-
-
 async def sync(conn: AsyncConnection, program: Program, kind: str, record: Any) -> None:
     """Rewrite the grants a consent or referral gives (called with every change of either)."""
     if kind not in ("consent", "referral"):
@@ -90,7 +86,7 @@ async def sync(conn: AsyncConnection, program: Program, kind: str, record: Any) 
     g = access_grants.c
     await conn.execute(delete(access_grants).where(g.origin_kind == kind, g.origin_id == record.id))
     rows: list[dict[str, Any]] = []
-    base = {"program_id": program.id, "patient_id": _patient_id(program, record.participant_id), "origin_kind": kind}
+    base = {"program_id": program.id, "patient_id": patient_id(program, record.participant_id), "origin_kind": kind}
     if isinstance(record, Consent) and record.revoked_at is None:
         types = [("Consent", record.id)] + [(t, None) for c in record.categories for t in CATEGORY_TYPES[c]]
         for organization in organization_keys(record.recipient):
@@ -168,7 +164,7 @@ async def granted(
     query = select(g.pk).where(
         g.program_id == program.id,
         g.organization == organization,
-        g.patient_id == _patient_id(program, participant_id),
+        g.patient_id == patient_id(program, participant_id),
         g.resource_type == resource_type,
         g.origin_kind == "consent",
         or_(g.starts.is_(None), g.starts <= today),

@@ -146,7 +146,7 @@ def sandbox(
         f"  knobs         latency {knobs.latency_ms} ms, error rate {knobs.error_rate}, 429 bursts {bursts}, "
         f"tokens {config.token_seconds} s"
     )
-    from service.cli import freeze_heap
+    from service.heap import freeze_heap
 
     freeze_heap()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from service.cli import freeze_heap
 from service.domain import ConsentFields, ParticipantFields
 from service.exchange.worker import Worker
+from service.heap import freeze_heap
 from service.records import operations
 from service.records import types as rt
 from service.records.programs import get_by_code
