@@ -154,10 +154,10 @@ async def test_request_shape_errors(ehr):
 
 
 async def test_expired_access_token_is_refused(make_sandbox):
-    ehr = make_sandbox(token_seconds=1)
+    ehr = make_sandbox(token_seconds=2)  # exp is in whole seconds: a 2 s token lives at least 1 s
     headers = await ehr.headers()
     assert (await ehr.http.get("/fhir/Patient", headers=headers)).status_code == 200
-    deadline = time.monotonic() + 4
+    deadline = time.monotonic() + 5
     while True:
         response = await ehr.http.get("/fhir/Patient", headers=headers)
         if response.status_code == 401:
