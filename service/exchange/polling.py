@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service import inbound
 from service.domain import Program
 from service.domain.errors import PeerLinkError
-from service.fhir import inbound
 from service.store import Database
 from service.store.tables import ehr_referrals
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import version_visible, visible
 from service.domain.errors import NotFound
 from service.store import Database
 from service.store.repository import decode_cursor, encode_cursor
-from service.store.tables import fhir_resources, fhir_versions
+from service.store.tables import fhir_resources, fhir_search, fhir_versions
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,52 @@ async def history(
         StoredResource(r.resource_type, r.resource_id, r.version_id, r.last_updated, bytes(r.body)) for r in rows
     ]
     return HistoryPage(entries, encode_cursor(rows[-1].pk) if more else None)
+
+
+# --- lookups for inbound writes (the projection's source index and search tokens) ------------------
+async def source_id(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> str | None:
+    """The domain id of the record a served resource comes from."""
+    t = fhir_resources.c
+    row = (
+        await conn.execute(
+            select(t.source_id).where(
+                t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
+            )
+        )
+    ).first()
+    return None if row is None else str(row.source_id)
+
+
+async def sources_with_token(
+    conn: AsyncConnection, program_id: str, resource_type: str, param: str, token: str
+) -> list[str]:
+    """Domain ids (sorted) of the resources whose search parameter ``param`` has the token ``token``."""
+    r, s = fhir_resources.c, fhir_search.c
+    rows = await conn.execute(
+        select(r.source_id)
+        .join(fhir_search, s.resource_pk == r.pk)
+        .where(s.program_id == program_id, s.resource_type == resource_type, s.param == param, s.token == token[:300])
+        .distinct()
+    )
+    return sorted(str(row.source_id) for row in rows)
+
+
+async def ids_matching_tokens(
+    conn: AsyncConnection,
+    program_id: str,
+    resource_type: str,
+    criteria: Sequence[tuple[str, Sequence[str]]],
+    *,
+    limit: int,
+) -> list[str]:
+    """Resource ids (oldest first, at most ``limit``) matching every (param, any of these tokens)
+    criterion; the param ``_id`` matches the resource id itself."""
+    r, s = fhir_resources.c, fhir_search.c
+    statement = select(r.resource_id).where(r.program_id == program_id, r.resource_type == resource_type)
+    for name, values in criteria:
+        if name == "_id":
+            statement = statement.where(r.resource_id.in_(values))
+        else:
+            statement = statement.where(exists().where(s.resource_pk == r.pk, s.param == name, s.token.in_(values)))
+    rows = await conn.execute(statement.order_by(r.pk).limit(limit))
+    return [str(row.resource_id) for row in rows]

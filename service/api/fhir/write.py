@@ -1,6 +1,6 @@
 """FHIR write interactions: a clinic's referral (ServiceRequest, Task), conditional create,
 transaction Bundles and the clinic's updates of its Task (PUT, JSON Patch). The use cases are in
-``service.fhir.inbound``; this module reads bodies and headers and answers with stored bytes."""
+``service.inbound``; this module reads bodies and headers and answers with stored bytes."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service import inbound
 from service.api import audit_trail
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
-from service.auth.boundary import compartment_patient
 from service.auth.scopes import Interaction
 from service.domain import Program
 from service.domain.errors import BadRequest, UnsupportedMediaType
-from service.fhir import inbound, repository
+from service.fhir import repository
+from service.fhir.bundle import splice
+from service.fhir.projection import instant
 from service.fhir.repository import StoredResource
 from service.store import Database
 
@@ -119,9 +121,8 @@ async def transaction(
     base = base_url(request)
     permit, organization = _permit(access), access.organization
 
-    async def work(conn: AsyncConnection) -> bytes:
-        answer = await inbound.transaction(conn, program, body, base, permit=permit, organization=organization)
-        resources = [e.get("resource") or {} for e in orjson.loads(answer).get("entry", [])]
+    async def work(conn: AsyncConnection) -> inbound.TransactionOutcome:
+        outcome = await inbound.transaction(conn, program, body, permit=permit, organization=organization)
         await audit_trail.changing(
             conn,
             request,
@@ -129,13 +130,29 @@ async def transaction(
             program.id,
             "transaction",
             "E",
-            patients=[compartment_patient(r) for r in resources],
-            entities=[f"{r.get('resourceType')}/{r.get('id')}" for r in resources],
+            patients=outcome.patients,
+            entities=outcome.references,
         )
-        return answer
+        return outcome
 
-    result = await inbound.run(database, work)
-    return fhir_response(result, pretty=pretty)
+    outcome = await inbound.run(database, work)
+    return fhir_response(_transaction_response(outcome, base), pretty=pretty)
+
+
+def _transaction_response(outcome: inbound.TransactionOutcome, base: str) -> bytes:
+    """The transaction-response Bundle: every entry's status, location and current resource."""
+    parts: list[tuple[str, bytes, dict[str, Any]]] = []
+    for entry in outcome.entries:
+        stored = entry.stored
+        path = f"{stored.resource_type}/{stored.resource_id}"
+        response = {
+            "status": "201 Created" if entry.outcome.created else "200 OK",
+            "location": f"{path}/_history/{stored.version_id}",
+            "etag": f'W/"{stored.version_id}"',
+            "lastModified": instant(stored.last_updated),
+        }
+        parts.append((f"{base}/{path}", stored.body, {"response": response}))
+    return splice("transaction-response", parts)
 
 
 async def _handle(
