@@ -16,15 +16,9 @@ from service.auth.backend_client import PrivateKey, load_private_key
 from service.auth.boundary import normalize_organization
 from service.auth.scopes import valid_registration
 from service.domain.errors import BadRequest, Conflict, NotFound
+from service.records.outbox_rows import PUSH_KINDS as PUSH_KINDS
 from service.store.tables import ehr_connections
 
-PUSH_KINDS: dict[str, str] = {
-    "encounters": "encounter",
-    "notes": "note",
-    "care-teams": "care-team",
-    "referral-status": "referral",
-}
-"""What a connection may push (CLI/API name) -> the outbox kind."""
 PROFILES = ("generic", "epic", "oracle")
 ALGS = ("RS384", "ES384")
 DEFAULT_SCOPES = (

@@ -1,5 +1,6 @@
-"""The transactional outbox: written in the transaction of every change an EHR should see, claimed
-by workers, finished as delivered, retried, dead-lettered or withheld.
+"""The transactional outbox: written in the transaction of every change an EHR should see (by the
+change hub, ``service.records.changes``, through ``service.records.outbox_rows``), claimed by workers,
+finished as delivered, retried, dead-lettered or withheld.
 
 Order per participant and connection: only the oldest unfinished row of a (connection, participant)
 can be claimed, so a participant's changes reach an EHR in the order they were made. Claims are
@@ -15,14 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
-from service.domain.note import NoteStatus
+from service.records.outbox_rows import CONSENTED_TYPE, enqueue_one
+from service.records.outbox_rows import may_send as may_send
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.repository import StoredKind
@@ -30,9 +30,6 @@ from service.store.tables import ehr_referrals, outbox
 
 from . import connections
 
-OUTBOX_KIND = {"encounter": "encounter", "note": "note", "care_team_member": "care-team", "referral": "referral"}
-"""Record kind -> outbox kind (the care team is one per participant: its record id is the participant's)."""
-CONSENTED_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
 UNFINISHED = ("pending", "sending")
 Q = outbox.c  # the queue's columns
 
@@ -47,81 +44,6 @@ class Claimed:
     participant_id: str
     attempts: int
     created_at: datetime
-
-
-async def _subject(conn: AsyncConnection, program: Program, kind: str, record: Any) -> tuple[str, str] | None:
-    """(record id, participant id) of the outbox row a change makes, or None when nothing goes out."""
-    if kind == "note":
-        if record.status == NoteStatus.DRAFT:  # a hospital record shows signed notes only
-            return None
-        session = await RecordRepository(k.ENCOUNTERS).get(conn, program.id, record.encounter_id)
-        return record.id, session.participant_id
-    if kind == "care_team_member":
-        return record.participant_id, record.participant_id
-    return record.id, record.participant_id
-
-
-def _insert(conn: AsyncConnection, values: dict[str, Any]) -> Any:
-    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return (
-        dialect(outbox)
-        .values(**values)
-        # the predicate as literal SQL: PostgreSQL matches it to the partial index only when it is not a parameter
-        .on_conflict_do_nothing(
-            index_elements=["connection", "kind", "record_id"], index_where=text("state = 'pending'")
-        )
-    )
-
-
-async def enqueue(conn: AsyncConnection, program: Program, kind: str, record: Any, now: datetime) -> int:
-    """Queue a changed record for every connection that pushes its kind and may receive it. Returns
-    the rows written (a record already waiting for a connection is not queued twice)."""
-    outbox_kind = OUTBOX_KIND.get(kind)
-    if outbox_kind is None:
-        return 0
-    targets = [c for c in await connections.list_all(conn, program.id) if c.enabled and c.pushes(outbox_kind)]
-    if not targets:
-        return 0
-    subject = await _subject(conn, program, kind, record)
-    if subject is None:
-        return 0
-    record_id, participant_id = subject
-    written = 0
-    for connection in targets:
-        if not await may_send(conn, program, connection, outbox_kind, record_id, participant_id):
-            continue
-        values = {
-            "program_id": program.id,
-            "connection": connection.name,
-            "kind": outbox_kind,
-            "record_id": record_id,
-            "participant_id": participant_id,
-            "state": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now,
-        }
-        written += (await conn.execute(_insert(conn, values))).rowcount or 0
-    return written
-
-
-async def may_send(
-    conn: AsyncConnection,
-    program: Program,
-    connection: connections.EhrConnection,
-    kind: str,
-    record_id: str,
-    participant_id: str,
-) -> bool:
-    """A referral's status goes back only to the EHR it came from; everything else needs the
-    participant's consent naming the hospital, for that kind of record."""
-    if kind == "referral":
-        r = ehr_referrals.c
-        found = await conn.execute(
-            select(r.pk).where(r.connection == connection.name, r.referral_id == record_id).limit(1)
-        )
-        return found.first() is not None
-    return await boundary.granted(conn, program, connection.organization, participant_id, CONSENTED_TYPE[kind])
 
 
 async def sendable(
@@ -327,32 +249,6 @@ async def backfill(
                 break
             cursor = page.next_cursor
     return written
-
-
-async def enqueue_one(
-    conn: AsyncConnection,
-    program: Program,
-    connection: connections.EhrConnection,
-    kind: str,
-    record: Any,
-    now: datetime,
-) -> int:
-    subject = await _subject(conn, program, kind, record)
-    outbox_kind = OUTBOX_KIND[kind]
-    if subject is None or not await may_send(conn, program, connection, outbox_kind, *subject):
-        return 0
-    values = {
-        "program_id": program.id,
-        "connection": connection.name,
-        "kind": outbox_kind,
-        "record_id": subject[0],
-        "participant_id": subject[1],
-        "state": "pending",
-        "attempts": 0,
-        "created_at": now,
-        "next_attempt_at": now,
-    }
-    return (await conn.execute(_insert(conn, values))).rowcount or 0
 
 
 async def depth(conn: AsyncConnection) -> dict[str, dict[str, Any]]:

@@ -18,9 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
-from service.exchange import outbox
 from service.records.fhir_preview import all_records, fhir_resources
-from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import fhir_resources as resources_table
 from service.store.tables import fhir_search, fhir_versions
@@ -59,13 +57,9 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
     return targets
 
 
-async def refresh(conn: AsyncConnection, program_id: str, kind: str, record: Any, now: datetime) -> None:
-    """Everything derived from a change of one record, in the change's transaction: the data
-    boundaries it opens or closes, the outbox rows for the EHRs that should see it, and the FHIR
-    projection of every resource it touches."""
-    program: Program = await RecordRepository(k.PROGRAMS).get(conn, None, program_id)
-    await boundary.sync(conn, program, kind, record)
-    await outbox.enqueue(conn, program, kind, record, now)
+async def refresh(conn: AsyncConnection, program: Program, kind: str, record: Any, now: datetime) -> None:
+    """The FHIR projection of every resource a change of one record touches, in the change's
+    transaction (what else follows a change is the change hub's: ``service.records.changes``)."""
     for preview_kind, record_id in await _affected(conn, program, kind, record):
         for resource in await fhir_resources(conn, program, preview_kind, record_id):
             await store(conn, program.id, resource, preview_kind, record_id, now)

@@ -16,10 +16,10 @@ from service.domain.errors import PreconditionFailed, RuleViolation
 from service.domain.note import AmendmentFields, Note
 from service.domain.referral import Referral, ReferralAction, TransitionRequest
 from service.domain.specialist import PeerSpecialist
-from service.fhir import projection
 from service.store import RecordRepository
 from service.store import kinds as k
 
+from .changes import record_changed
 from .types import NOTES, RecordType
 
 
@@ -50,7 +50,7 @@ async def create(
     await rtype.check(conn, program_id, content, None)
     at = now or utcnow()
     record = await rtype.repository.insert(conn, program_id, content, at)
-    await projection.refresh(conn, program_id, rtype.stored.name, record, at)
+    await record_changed(conn, program_id, rtype.stored.name, record, at)
     return record
 
 
@@ -79,7 +79,7 @@ async def update(
     record = await repository.update(
         conn, current, {**state, **merged.model_dump(mode="json")}, at, expected_version=expected_version
     )
-    await projection.refresh(conn, program_id, rtype.stored.name, record, at)
+    await record_changed(conn, program_id, rtype.stored.name, record, at)
     return record
 
 
@@ -107,7 +107,7 @@ async def transition_referral(
     state = referral_rules.apply(current, action, request, at)
     content = {**current.model_dump(mode="json"), **state.model_dump(mode="json")}
     referral = await repository.update(conn, current, content, at, expected_version=expected_version)
-    await projection.refresh(conn, program_id, "referral", referral, at)
+    await record_changed(conn, program_id, "referral", referral, at)
     return referral
 
 
@@ -116,7 +116,7 @@ async def _set_note_state(
 ) -> Note:
     content = {**note.model_dump(mode="json"), **state.model_dump(mode="json")}
     changed: Note = await NOTES.repository.update(conn, note, content, at, expected_version=expected_version)
-    await projection.refresh(conn, note.program_id, "note", changed, at)
+    await record_changed(conn, note.program_id, "note", changed, at)
     return changed
 
 
@@ -170,7 +170,7 @@ async def amend_note(
         **state.model_dump(mode="json"),
     }
     correction: Note = await NOTES.repository.insert(conn, program_id, content, at)
-    await projection.refresh(conn, program_id, "note", correction, at)
+    await record_changed(conn, program_id, "note", correction, at)
     return correction
 
 
@@ -187,5 +187,5 @@ async def revoke_consent(
     consent = await repository.get(conn, program_id, consent_id)
     content = {**consent.model_dump(mode="json"), **revoke(consent, at).model_dump(mode="json")}
     revoked = await repository.update(conn, consent, content, at, expected_version=expected_version)
-    await projection.refresh(conn, program_id, "consent", revoked, at)
+    await record_changed(conn, program_id, "consent", revoked, at)
     return revoked

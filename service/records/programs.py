@@ -7,11 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain import Program, ProgramFields
 from service.domain.errors import Conflict, NotFound
-from service.fhir import projection
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import programs
 
+from .changes import record_changed
 from .operations import utcnow
 
 
@@ -34,5 +34,5 @@ async def create_program(conn: AsyncConnection, fields: ProgramFields) -> Progra
         raise Conflict("a program with that code exists already")
     at = utcnow()
     program = await RecordRepository(k.PROGRAMS).insert(conn, None, fields, at)
-    await projection.refresh(conn, program.id, "program", program, at)
+    await record_changed(conn, program.id, "program", program, at)
     return program
