@@ -49,7 +49,7 @@ def hospital_mrns(fields: ParticipantFields) -> list[tuple[str, str]]:
     return sorted({(i.system, i.value) for i in fields.identifiers if i.type is IdentifierType.MRN})
 
 
-def same_person(candidate: Participant, fields: ParticipantFields, system: str, value: str) -> bool:
+def same_person(candidate: ParticipantFields, fields: ParticipantFields, system: str, value: str) -> bool:
     """Whether a participant holding the MRN (system, value) is the person a Patient describes: the
     participant still has that MRN, and the birth date and family name (any case) agree."""
     return (
