@@ -180,7 +180,7 @@ async def test_the_verify_command_in_process(database, monkeypatch, capsys):
     """The same through the typer app directly (works before service/cli.py includes it)."""
     from typer.testing import CliRunner
 
-    from service.cli_audit import audit_app
+    from service.cli.audit import audit_app
     from service.settings import get_settings
 
     monkeypatch.setenv("PEERLINK_DATABASE_URL", database.url.render_as_string(hide_password=False))
