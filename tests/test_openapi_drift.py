@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from service.openapi import render
+from service.cli.openapi import render
 
 COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "peerlink.json"
 

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from service.cli.openapi import render
 from service.domain import ProgramFields
-from service.openapi import render
 from service.records.programs import create_program
 from service.records.types import ALL
 from service.store import Database

@@ -151,13 +151,15 @@ async def index_rows(database: Database) -> list[tuple[int, str, str]]:
 def break_audit_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every audit batch fail inside its transaction (SQLite and SQLAlchemy: hashing raises;
     PostgreSQL: the one statement fails in the database)."""
-    from service.audit import writer
+    from service.audit import append, postgres_sink, sqlite_sink
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("hashing failed after the chain lock was taken")
 
-    monkeypatch.setattr(writer, "_chain", failing)
-    monkeypatch.setattr(writer, "_PG_APPEND", writer._PG_APPEND.replace("peerlink_audit_append(", "no_such_function("))
+    monkeypatch.setattr(sqlite_sink, "chain_hashes", failing)
+    monkeypatch.setattr(append, "chain_hashes", failing)
+    broken = postgres_sink.PG_APPEND.replace("peerlink_audit_append(", "no_such_function(")
+    monkeypatch.setattr(postgres_sink, "PG_APPEND", broken)
 
 
 def problem_of(report: VerifyReport) -> Problem:

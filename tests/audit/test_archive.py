@@ -163,7 +163,7 @@ async def test_writers_keep_going_while_the_archiver_runs(database, tmp_path):
 async def test_the_archive_command(database, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from service.cli_audit import audit_app
+    from service.cli.audit import audit_app
     from service.settings import get_settings
 
     await _old_and_new(database)

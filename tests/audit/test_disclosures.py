@@ -219,7 +219,7 @@ async def test_archived_disclosures_are_included(database, program, people, hist
 async def test_the_command_line_prints_the_same_report(database, program, people, history, monkeypatch):
     from typer.testing import CliRunner
 
-    from service.cli_audit import audit_app
+    from service.cli.audit import audit_app
     from service.settings import get_settings
 
     monkeypatch.setenv("PEERLINK_DATABASE_URL", database.url.render_as_string(hide_password=False))

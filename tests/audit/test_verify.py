@@ -165,7 +165,7 @@ async def test_the_verify_command_exits_non_zero_naming_the_record(database):
     from service.cli import app
 
     if not any(getattr(group, "name", None) == "audit" for group in app.registered_groups):
-        pytest.skip("peerlink audit is not wired into service/cli.py yet (app.add_typer(audit_app, name='audit'))")
+        pytest.skip("peerlink audit is not wired into the service.cli app yet (app.add_typer(audit_app, name='audit'))")
     await write_records(database, 3)
     done = _cli(database, "verify")
     assert done.returncode == 0, done.stderr
@@ -177,10 +177,10 @@ async def test_the_verify_command_exits_non_zero_naming_the_record(database):
 
 
 async def test_the_verify_command_in_process(database, monkeypatch, capsys):
-    """The same through the typer app directly (works before service/cli.py includes it)."""
+    """The same through the typer app directly (works before service/cli/__init__.py includes it)."""
     from typer.testing import CliRunner
 
-    from service.cli_audit import audit_app
+    from service.cli.audit import audit_app
     from service.settings import get_settings
 
     monkeypatch.setenv("PEERLINK_DATABASE_URL", database.url.render_as_string(hide_password=False))

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from service.cli.seed import SANDBOX_HOSPITAL, seed_demo
 from service.domain import ConsentFields, ParticipantFields
 from service.exchange.worker import Worker
 from service.heap import freeze_heap
@@ -36,7 +37,6 @@ from service.records import types as rt
 from service.records.programs import get_by_code
 from service.sandbox.control import running_sandbox
 from service.sandbox.pairing import pair
-from service.seed import SANDBOX_HOSPITAL, seed_demo
 from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade

@@ -1,22 +1,26 @@
-"""deploy/compose.yaml: Compose itself accepts it (`config -q`, no engine needed), and its shape is the
-one the trial relies on: start order, two gateways, secrets mounted read-only, none written inline."""
+"""deploy/compose.yaml: valid against the Compose Specification's JSON schema (no Compose binary, no
+engine), every reference in it resolves, and its shape is the one the trial relies on: start order,
+two gateways, secrets mounted read-only, none written inline.
+
+The schema is the Compose Specification's own schema/compose-spec.json (github.com/compose-spec/
+compose-spec, Apache-2.0), as the pinned dev dependency check-jsonschema ships it (its vendored copy,
+with the licence beside it); jsonschema validates against it (Draft 2020-12)."""
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from service.settings import Settings
-from tests.deploy.tools import DEPLOY, ROOT, find_tool, output, run
+from tests.deploy.tools import DEPLOY, ROOT, find_tool, run
 
 COMPOSE_FILE = DEPLOY / "compose.yaml"
-COMPOSE_HINT = "apt-get install --no-install-recommends docker-compose (Debian), or the Compose v2 plugin"
 PEERLINK_SERVICES = {"migrate", "gateway-1", "gateway-2", "worker", "sandbox"}
 TRIAL_DATABASE_URL = "postgresql+asyncpg://peerlink:peerlink@postgres:5432/peerlink"
 SECRET_NAMES = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|API_KEY", re.IGNORECASE)
@@ -24,14 +28,42 @@ SECRET_NAMES = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|API_KEY", r
 ALLOWED_INLINE = {("postgres", "POSTGRES_PASSWORD"): "peerlink"}
 
 
-def compose_command() -> list[str]:
-    """`docker compose` (the v2 plugin) where it answers, else the standalone `docker-compose`."""
-    docker = shutil.which("docker")
-    if docker is not None:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, check=False)
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    return [find_tool("docker-compose", COMPOSE_HINT)]
+def compose_schema() -> dict[str, Any]:
+    """The Compose Specification's JSON schema, from the check-jsonschema package (.[dev])."""
+    path = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(schema, dict)
+    return schema
+
+
+def compose_problems(document: Any) -> list[str]:
+    """What Compose would refuse in a loaded compose file: the schema's errors, then the references the
+    schema cannot check (depends_on, named volumes, networks, secrets and configs that are not declared)."""
+    validator = Draft202012Validator(compose_schema())
+    problems = [
+        f"{'.'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems or not isinstance(document, dict):
+        return problems
+    services = document.get("services") or {}
+    declared = {kind: set(document.get(kind) or {}) for kind in ("volumes", "networks", "secrets", "configs")}
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        for target in depends if isinstance(depends, dict | list) else ():
+            if target not in services:
+                problems.append(f"services.{name}.depends_on: {target!r} is not a service")
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            named = ":" in volume if isinstance(volume, str) else volume.get("type") == "volume"
+            if named and source and not source.startswith((".", "/", "~", "$")) and source not in declared["volumes"]:
+                problems.append(f"services.{name}.volumes: {source!r} is not a declared volume")
+        for kind in ("networks", "secrets", "configs"):
+            for item in service.get(kind) or []:
+                ref = item if isinstance(item, str) else item.get("source", "")
+                if ref and ref not in declared[kind] and not (kind == "networks" and ref == "default"):
+                    problems.append(f"services.{name}.{kind}: {ref!r} is not declared")
+    return problems
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +92,59 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
     return {name: spec["condition"] for name, spec in found.items()}
 
 
-# --- Compose's own validation --------------------------------------------------------------------------
+# --- the Compose Specification -------------------------------------------------------------------------
 
 
-def test_compose_accepts_the_file() -> None:
-    result = run([*compose_command(), "-f", str(COMPOSE_FILE), "config", "-q"])
-    assert result.returncode == 0, output(result)
+def test_the_schema_is_the_compose_specification() -> None:
+    schema = compose_schema()
+    Draft202012Validator.check_schema(schema)
+    assert schema["title"] == "Compose Specification"
+    assert {"services", "volumes", "networks", "secrets"} <= set(schema["properties"])
 
 
-def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
+def test_compose_accepts_the_file(compose: dict[str, Any]) -> None:
+    assert compose_problems(compose) == []
+
+
+def test_compose_rejects_a_broken_file() -> None:
     """The check above can fail: a dependency on a service that does not exist is refused."""
     broken = yaml.safe_load(COMPOSE_FILE.read_text())
     broken["services"]["worker"]["depends_on"]["nowhere"] = {"condition": "service_started"}
-    path = tmp_path / "compose.yaml"
-    path.write_text(yaml.safe_dump(broken))
-    result = run([*compose_command(), "-f", str(path), "config", "-q"], cwd=tmp_path)
-    assert result.returncode != 0, output(result)
+    assert compose_problems(broken) == ["services.worker.depends_on: 'nowhere' is not a service"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        (("services", "worker", "restart_policy"), "always", "services.worker"),
+        (("services", "worker", "depends_on", "postgres", "condition"), "service_ready", "services.worker.depends_on"),
+        (("services", "gateway-1", "read_only"), ["yes"], "services.gateway-1.read_only"),
+        (("services", "postgres", "healthcheck", "retries"), {"n": 12}, "services.postgres.healthcheck.retries"),
+        (("secrets",), ["not", "a", "mapping"], "secrets"),
+    ],
+    ids=["unknown-key", "bad-condition", "not-a-boolean", "not-a-number", "not-a-mapping"],
+)
+def test_the_schema_refuses_what_compose_refuses(path: tuple[str, ...], value: Any, where: str) -> None:
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    target = broken
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    problems = compose_problems(broken)
+    assert problems, f"{'.'.join(path)} = {value!r} was accepted"
+    assert any(problem.startswith(where) for problem in problems), problems
+
+
+def test_undeclared_references_are_refused() -> None:
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    broken["services"]["postgres"]["volumes"] = ["pgdata2:/var/lib/postgresql/data"]
+    broken["services"]["worker"]["networks"] = ["backend"]
+    broken["services"]["worker"]["secrets"] = ["ehr-key"]
+    assert compose_problems(broken) == [
+        "services.postgres.volumes: 'pgdata2' is not a declared volume",
+        "services.worker.networks: 'backend' is not declared",
+        "services.worker.secrets: 'ehr-key' is not declared",
+    ]
 
 
 # --- shape -------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Finding and running the deploy linters. A missing tool fails the test, loudly: the project
-installs every one of them (`.[dev]` and `.ci/run`), so a skip would only hide a broken setup."""
+installs every one of them (`.[dev]`), so a skip would only hide a broken setup."""
 
 from __future__ import annotations
 

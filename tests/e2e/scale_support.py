@@ -51,9 +51,9 @@ import asyncpg
 import httpx
 
 from service.auth.backend_client import fetch_token, private_key_file
+from service.cli.seed import SANDBOX_HOSPITAL
 from service.sandbox.control import RunningSandbox, running_sandbox
 from service.sandbox.pairing import pair
-from service.seed import SANDBOX_HOSPITAL
 from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade

@@ -5,7 +5,7 @@ import time
 import httpx
 import pytest
 
-from service.seed import _FAMILY, _GIVEN
+from service.cli.seed import _FAMILY, _GIVEN
 from tests.e2e.gateway import running_gateway
 
 pytestmark = pytest.mark.e2e

@@ -17,9 +17,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.cli.seed import seed_demo
 from service.sandbox.control import running_sandbox
 from service.sandbox.pairing import pair
-from service.seed import seed_demo
 from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade

@@ -8,10 +8,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from service.cli.seed import _FAMILY, _GIVEN, HOSPITAL_MRN_SYSTEM
 from service.domain.common import _npi
 from service.fhir.models import validate
 from service.sandbox import seed as sandbox_seed
-from service.seed import _FAMILY, _GIVEN, HOSPITAL_MRN_SYSTEM
 from tests.sandbox.support import FHIR_JSON, ROOT
 
 MRN = sandbox_seed.HOSPITAL_MRN_SYSTEM

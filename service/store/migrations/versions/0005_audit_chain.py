@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from service.audit.chain import GENESIS, entities_of, record_hash
-from service.audit.writer import CHAIN_LOCK
+from service.store.migrations.audit_chain_0005 import CHAIN_LOCK, GENESIS, entities_of, record_hash
 from service.store.types import UTCDateTime
 
 revision: str = "0005"
@@ -50,10 +49,10 @@ $$
 """
 
 
-# The PostgreSQL writer's batch in one statement (service/audit/writer.py): under the chain lock, the
-# tail (newest record, else newest anchor, else genesis), then each record's hash: SHA-256 of its
-# canonical form, joined from the parts the writer made around prev_hash and seq
-# (service.audit.chain.canonical_parts), exactly the bytes service.audit.chain.canonical gives.
+# The PostgreSQL writer's batch in one statement (service/audit/postgres_sink.py): under the chain
+# lock, the tail (newest record, else newest anchor, else genesis), then each record's hash: SHA-256
+# of its canonical form, joined from the parts the writer made around prev_hash and seq
+# (service.audit.chain.canonical_parts), exactly the bytes of the canonical form (audit_chain_0005).
 APPEND = """
 CREATE OR REPLACE FUNCTION peerlink_audit_append(
     heads bytea[], middles bytea[], tails bytea[], recorded timestamptz[], program_ids varchar[],

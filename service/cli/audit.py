@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
+from service.cli.common import fail, with_open_database
 from service.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -34,26 +34,8 @@ def _actor() -> str:
         return "cli"
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
 def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    from service.domain.errors import PeerLinkError
-    from service.store import Database
-
-    async def run() -> T:
-        database = Database(settings.database_url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except PeerLinkError as error:
-        raise _fail(f"peerlink audit: {error.detail}") from None
+    return with_open_database(settings, work, prefix="peerlink audit")
 
 
 @audit_app.command("verify")
@@ -74,9 +56,9 @@ def verify(
     try:
         noted = parse_head(head) if head else None
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if archive is not None and not archive.is_dir():
-        raise _fail(f"no archive folder {archive}")
+        raise fail(f"no archive folder {archive}")
     report = _run(settings, lambda database: run_verify(database, archive_dir=archive, head=noted))
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
@@ -108,7 +90,7 @@ def archive(
     try:
         result = _run(settings, lambda database: archive_and_record(database, target, before, actor=_actor()))
     except ArchiveRefused as error:
-        raise _fail(f"peerlink audit archive: {error}", 1) from None
+        raise fail(f"peerlink audit archive: {error}", 1) from None
     if result is None:
         typer.echo(f"nothing to archive (no record before {before:%Y-%m-%d %H:%M} UTC but the newest)")
         return
@@ -137,11 +119,11 @@ def disclosures(
 
     settings = get_settings()
     if format_ not in ("json", "csv"):
-        raise _fail("--format is json or csv")
+        raise fail("--format is json or csv")
     try:
         start, end = accounting.period(accounting.parse_moment(from_), accounting.parse_moment(to, end=True))
     except BadRequest as error:
-        raise _fail(error.detail) from None
+        raise fail(error.detail) from None
     folder = archive or _archive_dir(settings)
 
     async def work(database: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ command line (the admin API offers the same)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -12,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
+from service.cli.common import fail, find_program_id, with_database
 from service.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -24,36 +24,6 @@ DEMO_SCOPES = "system/*.cruds peerlink.admin"
 
 def demo_key_path(settings: Settings) -> Path:
     return settings.keys_dir / "demo-client.pem"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
-def _with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    from service.domain.errors import PeerLinkError
-    from service.store import Database
-
-    async def run() -> T:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction() as conn:
-                return await work(conn)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except PeerLinkError as error:
-        raise _fail(f"peerlink: {error.detail}") from None
-
-
-async def _program_id(conn: Any, code: str) -> str:
-    from service.records.programs import get_by_code
-
-    program = await get_by_code(conn, code)
-    return program.id
 
 
 @clients_app.command("add")
@@ -72,19 +42,19 @@ def clients_add(
 
     settings = get_settings()
     if (jwks is None) == (jwks_url is None):
-        raise _fail("give --jwks FILE or --jwks-url URL (one of the two)")
+        raise fail("give --jwks FILE or --jwks-url URL (one of the two)")
     try:
         document = orjson.loads(jwks.read_bytes()) if jwks is not None else None
     except (OSError, orjson.JSONDecodeError) as error:
-        raise _fail(f"cannot read the JWKS file: {error}") from None
+        raise fail(f"cannot read the JWKS file: {error}") from None
 
     async def work(conn: Any) -> Any:
-        program_id = await _program_id(conn, program or settings.default_program)
+        program_id = await find_program_id(conn, program or settings.default_program)
         return await clients.add(
             conn, program_id, client_id, scopes, datetime.now(UTC), jwks=document, jwks_url=jwks_url, organization=org
         )
 
-    client = _with_database(settings, work)
+    client = with_database(settings, work)
     typer.echo(f"client {client.client_id} registered (scopes: {client.scopes}; organisation: {client.organization})")
 
 
@@ -98,10 +68,10 @@ def clients_list(
     settings = get_settings()
 
     async def work(conn: Any) -> list[Any]:
-        program_id = await _program_id(conn, program) if program else None
+        program_id = await find_program_id(conn, program) if program else None
         return await clients.list_all(conn, program_id)
 
-    for client in _with_database(settings, work):
+    for client in with_database(settings, work):
         state = "disabled" if client.disabled else "active"
         keys = client.jwks_url or f"{len((client.jwks or {}).get('keys', []))} inline key(s)"
         typer.echo(f"{client.client_id}\t{state}\t{client.organization or '(program)'}\t{client.scopes}\t{keys}")
@@ -111,7 +81,7 @@ def _set_disabled(client_id: str, disabled: bool) -> None:
     from service.auth import clients
 
     settings = get_settings()
-    _with_database(settings, lambda conn: clients.set_disabled(conn, client_id, disabled, datetime.now(UTC)))
+    with_database(settings, lambda conn: clients.set_disabled(conn, client_id, disabled, datetime.now(UTC)))
     typer.echo(f"client {client_id} {'disabled' if disabled else 'enabled'}")
 
 
@@ -143,11 +113,11 @@ def ensure_demo_client(settings: Settings) -> bool:
     async def work(conn: Any) -> bool:
         if await clients.find(conn, DEMO_CLIENT) is not None:
             return False
-        program_id = await _program_id(conn, settings.default_program)
+        program_id = await find_program_id(conn, settings.default_program)
         await clients.add(conn, program_id, DEMO_CLIENT, DEMO_SCOPES, datetime.now(UTC), jwks=public_jwks(key))
         return True
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 @clients_app.command("demo")
@@ -178,7 +148,7 @@ def token(
     try:
         private = private_key_file(path, kid)
     except (OSError, ValueError) as error:
-        raise _fail(f"cannot load the private key {path}: {error}") from None
+        raise fail(f"cannot load the private key {path}: {error}") from None
     token_url = url or f"{settings.base_url}/auth/token"
     if assertion_only:
         typer.echo(sign_assertion(token_url, client, private))
@@ -186,9 +156,9 @@ def token(
     try:
         body = asyncio.run(fetch_token(token_url, client, private, scope=scope))
     except httpx.HTTPError as error:
-        raise _fail(f"the token endpoint {token_url} could not be reached: {error}", 1) from None
+        raise fail(f"the token endpoint {token_url} could not be reached: {error}", 1) from None
     except Exception as error:  # authlib raises OAuthError with the server's error and description
-        raise _fail(f"token refused: {error}", 1) from None
+        raise fail(f"token refused: {error}", 1) from None
     typer.echo(body["access_token"])
 
 
@@ -224,5 +194,5 @@ def keys_jwks(
     try:
         key = private_key_file(pem, kid)
     except (OSError, ValueError) as error:
-        raise _fail(f"cannot load {pem}: {error}") from None
+        raise fail(f"cannot load {pem}: {error}") from None
     typer.echo(orjson.dumps(public_jwks(key, alg), option=orjson.OPT_INDENT_2).decode())

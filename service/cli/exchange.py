@@ -12,7 +12,9 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from service.cli_auth import _fail, _program_id, _with_database
+from service.cli.common import fail as _fail
+from service.cli.common import find_program_id as _program_id
+from service.cli.common import with_database as _with_database
 from service.settings import get_settings
 
 ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)

@@ -1,0 +1,33 @@
+"""The `peerlink` command: the Typer app, assembled from one module per command group (shared helpers
+in service.cli.common). The console script is ``peerlink = "service.cli:app"``."""
+
+from __future__ import annotations
+
+import typer
+
+from service.cli.audit import audit_app
+from service.cli.auth import clients_app, keys_app, token
+from service.cli.exchange import deadletters_app, ehr_app, worker
+from service.cli.gateway import migrate, seed, serve
+from service.cli.preview import map_record, openapi
+from service.cli.up import up
+from service.sandbox.cli import check, sandbox_app
+
+app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.command("token")(token)
+app.add_typer(ehr_app, name="ehr")
+app.add_typer(deadletters_app, name="deadletters")
+app.command("worker")(worker)
+app.add_typer(sandbox_app, name="sandbox")
+app.command("check")(check)
+app.command("up")(up)
+app.add_typer(audit_app, name="audit")
+app.command("migrate")(migrate)
+app.command("seed")(seed)
+app.command("serve")(serve)
+app.command("map")(map_record)
+app.command("openapi")(openapi)
+
+__all__ = ["app"]
