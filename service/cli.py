@@ -12,9 +12,10 @@ from service.cli_audit import audit_app
 from service.cli_auth import clients_app, ensure_demo_client, keys_app, token
 from service.cli_exchange import deadletters_app, ehr_app, worker
 from service.cli_up import up
+from service.exchange.conformance.command import check
 from service.heap import freeze_heap
 from service.logs import configure_logging
-from service.sandbox.cli import check, sandbox_app
+from service.sandbox.cli import sandbox_app
 from service.settings import Settings, get_settings
 
 app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
