@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 import orjson
 import structlog
@@ -24,10 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.auth.assertion import OAuthError
 from service.auth.clients import RegisteredClient
 from service.auth.keys import SigningKeys
 from service.auth.scopes import Permissions
-from service.auth.server import OAuthError
+from service.auth.token_form import NO_STORE, error_answer, token_form
 from service.domain.errors import BadRequest, MethodNotAllowed, NotFound, PeerLinkError
 
 from . import clinic
@@ -48,8 +48,6 @@ from .seed import (
 )
 from .store import Store, instant, utc_now
 
-FORM = "application/x-www-form-urlencoded"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OPEN_CALLER = Caller("anonymous", Permissions.of(["system/*.rs"]))
 log = structlog.get_logger("peerlink.sandbox")
 
@@ -278,24 +276,12 @@ class Sandbox:
     async def serve_token(self, request: Request) -> JSONResponse:
         await self.delay()
         root = self.root(request)
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            if media_type != FORM:
-                raise OAuthError("invalid_request", f"send the token request as {FORM}")
-            try:
-                fields = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-            except (UnicodeDecodeError, ValueError):
-                raise OAuthError("invalid_request", "the body is not a valid form") from None
-            form = dict(fields)
-            if len(form) != len(fields):
-                raise OAuthError("invalid_request", "a parameter is repeated")
-            body = await self.auth.token(form, root)
+            body = await self.auth.token(token_form(request.headers.get("content-type"), await request.body()), root)
         except OAuthError as error:
             log.info("token refused", client=error.client_id, error=error.error, reason=error.description)
-            headers = {**NO_STORE, **({"WWW-Authenticate": "Bearer"} if error.status == 401 else {})}
-            return JSONResponse(
-                {"error": error.error, "error_description": error.description}, error.status, headers=headers
-            )
+            answer, status, headers = error_answer(error)
+            return JSONResponse(answer, status, headers=headers)
         log.info("token issued", scope=body.get("scope"))
         return JSONResponse(body, headers=NO_STORE)
 
