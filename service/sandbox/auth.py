@@ -1,12 +1,12 @@
 """The sandbox's own SMART Backend Services authorization server, in memory.
 
-The same rules as the gateway's (``service/auth/server.py``): client_credentials with an RFC 7523
-JWT assertion checked by authlib's ``JWTBearerClientAssertion`` (iss = sub = the client id, aud = the
-token URL, ``exp`` at most 5 minutes ahead, one minute of clock skew, a ``jti`` never seen before, a
-``kid`` among the client's registered keys), granted scopes = asked ∩ registered. Access tokens are
-the gateway's RFC 9068 JWTs (its ``TokenIssuer``/``TokenVerifier`` over the sandbox's own signing
-keys), or, for the epic-like personality, opaque random strings remembered here. Registrations, used
-jtis and opaque tokens live in this object only: nothing is shared with the gateway.
+The gateway's client authentication, run by the same code (``service.auth.assertion.authenticate``:
+client_credentials with an RFC 7523 JWT assertion, iss = sub = the client id, aud = the token URL,
+``exp`` at most 5 minutes ahead, a ``jti`` never seen before, a ``kid`` among the client's keys;
+granted scopes = asked ∩ registered) over the sandbox's own storage hooks. Access tokens are the
+gateway's RFC 9068 JWTs (its ``TokenIssuer``/``TokenVerifier`` over the sandbox's own signing keys),
+or, for the epic-like personality, opaque random strings remembered here. Registrations, used jtis
+and opaque tokens live in this object only: no state is shared with the gateway.
 """
 
 from __future__ import annotations
