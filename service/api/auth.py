@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -12,10 +11,9 @@ from service.audit import AuditRecord, write
 from service.auth.runtime import Security
 from service.auth.scopes import ADMIN_SCOPE
 from service.auth.server import ASSERTION_ALGS, OAuthError
+from service.auth.token_form import FORM, NO_STORE, error_answer, token_form
 
 router = APIRouter(tags=["Authorization"])
-FORM = "application/x-www-form-urlencoded"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 SCOPES_SUPPORTED = [
     "system/*.cruds",
     "system/*.rs",
@@ -77,17 +75,8 @@ def _address(request: Request) -> str | None:
 )
 async def token(request: Request) -> JSONResponse:
     security = _security(request)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
-        if media_type != FORM:
-            raise OAuthError("invalid_request", f"send the token request as {FORM}")
-        try:
-            fields = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-        except (UnicodeDecodeError, ValueError):
-            raise OAuthError("invalid_request", "the body is not a valid form") from None
-        form = dict(fields)
-        if len(form) != len(fields):
-            raise OAuthError("invalid_request", "a parameter is repeated")
+        form = token_form(request.headers.get("content-type"), await request.body())
         granted = await security.server.token(form)
     except OAuthError as error:
         await write(
@@ -103,9 +92,8 @@ async def token(request: Request) -> JSONResponse:
             ),
         )
         request.app.state.metrics.token_failures.labels(error.error).inc()
-        body = {"error": error.error, "error_description": error.description}
-        headers = {**NO_STORE, **({"WWW-Authenticate": "Bearer"} if error.status == 401 else {})}
-        return JSONResponse(body, status_code=error.status, headers=headers)
+        body, status, headers = error_answer(error)
+        return JSONResponse(body, status_code=status, headers=headers)
     await write(
         security.database,
         AuditRecord(

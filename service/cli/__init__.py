@@ -11,7 +11,8 @@ from service.cli.exchange import deadletters_app, ehr_app, worker
 from service.cli.gateway import migrate, seed, serve
 from service.cli.preview import map_record, openapi
 from service.cli.up import up
-from service.sandbox.cli import check, sandbox_app
+from service.exchange.conformance.command import check
+from service.sandbox.cli import sandbox_app
 
 app = typer.Typer(help="PeerLink: FHIR integration gateway for peer-support programs.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")

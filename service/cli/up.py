@@ -44,25 +44,13 @@ def up(
     from service.app import create_app
     from service.heap import freeze_heap
     from service.logs import configure_logging
+    from service.sandbox.control import sandbox_command, stop_process
     from service.sandbox.pairing import CONNECTION, HOSPITAL_CLIENT, SANDBOX_KEYS, pair
 
     settings = get_settings().model_copy(update={"worker_in_process": True})
     configure_logging(settings.log_level, json=settings.log_json)
     root = f"http://127.0.0.1:{sandbox_port}"
-    command = [
-        sys.executable,
-        "-m",
-        "service.sandbox",
-        "sandbox",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(sandbox_port),
-        "--keys-dir",
-        str(SANDBOX_KEYS),
-        "--personality",
-        personality,
-    ]
+    command = sandbox_command(sandbox_port, SANDBOX_KEYS, "--personality", personality)
     sandbox = subprocess.Popen(command)  # noqa: S603 - our own module
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it found:
     # this one turns it into a normal exit, so the sandbox is stopped below
@@ -88,8 +76,4 @@ def up(
         freeze_heap()
         uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
     finally:
-        sandbox.send_signal(signal.SIGTERM)
-        try:
-            sandbox.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
+        stop_process(sandbox)

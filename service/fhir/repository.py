@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -137,20 +138,85 @@ async def history(
     return HistoryPage(entries, encode_cursor(rows[-1].pk) if more else None)
 
 
-# --- lookups for inbound writes (the projection's source index and search tokens) ------------------
-async def source_id(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> str | None:
-    """The domain id of the record a served resource comes from."""
+# --- the projection by source record (the exchange's reads) -------------------------------------------
+@dataclass(frozen=True)
+class SourcedResource:
+    """A current resource with the record it comes from, its stored bytes and content hash."""
+
+    source_kind: str
+    source_id: str
+    resource_type: str
+    resource_id: str
+    content_hash: str
+    body: bytes
+
+
+def _sourced(row: Any) -> SourcedResource:
+    return SourcedResource(
+        row.source_kind, row.source_id, row.resource_type, row.resource_id, row.content_hash, row.body
+    )
+
+
+def _sourced_columns() -> tuple[Any, ...]:
+    t = fhir_resources.c
+    return (t.program_id, t.source_kind, t.source_id, t.resource_type, t.resource_id, t.content_hash, t.body)
+
+
+async def source(
+    conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str
+) -> tuple[str, str] | None:
+    """(source kind, source id) of the record a served resource comes from."""
     t = fhir_resources.c
     row = (
         await conn.execute(
-            select(t.source_id).where(
+            select(t.source_kind, t.source_id).where(
                 t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
             )
         )
     ).first()
-    return None if row is None else str(row.source_id)
+    return None if row is None else (str(row.source_kind), str(row.source_id))
 
 
+async def source_of(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> str | None:
+    """The domain id of the record a served resource comes from."""
+    found = await source(conn, program_id, resource_type, resource_id)
+    return None if found is None else found[1]
+
+
+async def resources_of_sources(
+    conn: AsyncConnection, program_id: str, sources: set[tuple[str, str]]
+) -> list[SourcedResource]:
+    """Every current resource mapped from the records ``(source kind, source id)`` of a program."""
+    if not sources:
+        return []
+    t = fhir_resources.c
+    rows = await conn.execute(  # by the (source_kind, source_id) index alone: the program is checked below
+        select(*_sourced_columns()).where(
+            t.source_kind.in_(sorted({kind for kind, _ in sources})),
+            t.source_id.in_(sorted({record_id for _, record_id in sources})),
+        )
+    )
+    return [
+        _sourced(row) for row in rows if row.program_id == program_id and (row.source_kind, row.source_id) in sources
+    ]
+
+
+async def resources_by_reference(conn: AsyncConnection, program_id: str, references: set[str]) -> list[SourcedResource]:
+    """The current resources of a program named by relative references (``Type/id``)."""
+    if not references:
+        return []
+    t = fhir_resources.c
+    rows = await conn.execute(
+        select(*_sourced_columns()).where(
+            t.program_id == program_id,
+            t.resource_id.in_(sorted({r.split("/")[1] for r in references})),
+            t.resource_type.in_(sorted({r.split("/")[0] for r in references})),
+        )
+    )
+    return [_sourced(row) for row in rows if f"{row.resource_type}/{row.resource_id}" in references]
+
+
+# --- lookups for inbound writes (search tokens) ------------------------------------------------------
 async def sources_with_token(
     conn: AsyncConnection, program_id: str, resource_type: str, param: str, token: str
 ) -> list[str]:

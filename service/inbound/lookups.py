@@ -23,7 +23,7 @@ _CONDITIONAL_TYPES = (ParamType.TOKEN, ParamType.REFERENCE)
 
 async def source_of(conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str) -> str | None:
     """The domain id of the record a served resource comes from."""
-    return await repository.source_id(conn, program_id, resource_type, resource_id)
+    return await repository.source_of(conn, program_id, resource_type, resource_id)
 
 
 def literal(reference: str) -> tuple[str, str] | None:

@@ -1,12 +1,12 @@
 """The sandbox's own SMART Backend Services authorization server, in memory.
 
-The same rules as the gateway's (``service/auth/server.py``): client_credentials with an RFC 7523
-JWT assertion checked by authlib's ``JWTBearerClientAssertion`` (iss = sub = the client id, aud = the
-token URL, ``exp`` at most 5 minutes ahead, one minute of clock skew, a ``jti`` never seen before, a
-``kid`` among the client's registered keys), granted scopes = asked ∩ registered. Access tokens are
-the gateway's RFC 9068 JWTs (its ``TokenIssuer``/``TokenVerifier`` over the sandbox's own signing
-keys), or, for the epic-like personality, opaque random strings remembered here. Registrations, used
-jtis and opaque tokens live in this object only: nothing is shared with the gateway.
+The gateway's client authentication, run by the same code (``service.auth.assertion.authenticate``:
+client_credentials with an RFC 7523 JWT assertion, iss = sub = the client id, aud = the token URL,
+``exp`` at most 5 minutes ahead, a ``jti`` never seen before, a ``kid`` among the client's keys;
+granted scopes = asked ∩ registered) over the sandbox's own storage hooks. Access tokens are the
+gateway's RFC 9068 JWTs (its ``TokenIssuer``/``TokenVerifier`` over the sandbox's own signing keys),
+or, for the epic-like personality, opaque random strings remembered here. Registrations, used jtis
+and opaque tokens live in this object only: no state is shared with the gateway.
 """
 
 from __future__ import annotations
@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidClientError
-from joserfc.jwk import KeySet
-
+from service.auth.assertion import CLOCK_SKEW_SECONDS, SmartAssertionCheck, authenticate, keys_from
 from service.auth.clients import JwksFetcher, RegisteredClient, check_public_jwks
 from service.auth.keys import SigningKeys
-from service.auth.scopes import Permissions, grantable, valid_registration
-from service.auth.server import (
-    ASSERTION_TYPE,
-    CLOCK_SKEW_SECONDS,
-    MAX_ASSERTION_SECONDS,
-    OAuthError,
-    SmartAssertionCheck,
-    client_key_set,
-)
+from service.auth.scopes import Permissions, valid_registration
 from service.auth.tokens import TokenIssuer, TokenVerifier
 from service.domain.errors import BadRequest, Conflict, Unauthorized
 
@@ -39,10 +29,6 @@ from .config import ClientRegistration, SandboxConfig
 PROGRAM = "sandbox-ehr"
 """What the gateway's client record calls the tenant; the sandbox has one."""
 SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"]
-
-
-def _invalid_client(description: str, client_id: str | None = None) -> OAuthError:
-    return OAuthError("invalid_client", description, 401, client_id)
 
 
 @dataclass(frozen=True)
@@ -103,7 +89,7 @@ class SandboxAuth:
         self._keys = keys
         self.registry = registry
         self.token_seconds = config.token_seconds
-        self._fetcher = JwksFetcher(config.http_timeout, config.jwks_transport)
+        self._client_keys = keys_from(JwksFetcher(config.http_timeout, config.jwks_transport))
         self._jtis: dict[tuple[str, str], float] = {}
         self._opaque: dict[str, _OpaqueToken] = {}
         self._issuers: dict[str, TokenIssuer] = {}
@@ -128,54 +114,27 @@ class SandboxAuth:
     # --- the token endpoint ------------------------------------------------------------------------------
     async def token(self, form: dict[str, str], root: str) -> dict[str, Any]:
         """The token response for a client_credentials form; raises OAuthError."""
-        if form.get("grant_type") != "client_credentials":
-            raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
-        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
-            raise OAuthError(
-                "invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}, with a client_assertion"
-            )
-        assertion = form["client_assertion"]
-        algorithms = self._config.assertion_algs
-        checker = SmartAssertionCheck(root + self._config.layout.token, algorithms)
-        try:
-            header, unverified = checker.extract_assertion(assertion)
-        except InvalidClientError as error:
-            raise _invalid_client(error.description) from None
-        if header.get("alg") not in algorithms:
-            raise _invalid_client(f"the assertion must be signed with {' or '.join(algorithms)}")
-        client_id = unverified.get("sub")
-        if not isinstance(client_id, str) or unverified.get("iss") != client_id:
-            raise _invalid_client("iss and sub must both be the client_id")
-        client = self.registry.get(client_id)
-        if client is None:
-            raise _invalid_client("unknown client")
-        key_set = await self._key_set(client, header.get("kid"))
-        try:
-            claims = checker.process_assertion_claims(assertion, key_set)
-        except InvalidClientError as error:
-            raise _invalid_client(error.description or "the assertion does not verify", client_id) from None
-        now = time.time()
-        if float(claims["exp"]) > now + MAX_ASSERTION_SECONDS + CLOCK_SKEW_SECONDS:
-            raise _invalid_client("the assertion's exp is more than 5 minutes ahead", client_id)
-        granted = grantable(form.get("scope"), client.scopes)
-        if not granted:
-            raise OAuthError("invalid_scope", "none of the requested scopes is allowed to this client", 400, client_id)
-        self._claim_jti(client_id, str(claims["jti"]), float(claims["exp"]), now)
+        checker = SmartAssertionCheck(root + self._config.layout.token, self._config.assertion_algs)
+        authenticated = await authenticate(
+            form, checker, find_client=self._find, client_keys=self._client_keys, claim_jti=self._claim_jti
+        )
         self.tokens_issued += 1
-        scope = " ".join(granted)
+        client, granted = authenticated.client, authenticated.granted
         if self._config.opaque_tokens:
-            return self._opaque_token(client_id, granted, now)
-        return self._issuer(root).issue(client, scope)
+            return self._opaque_token(client.client_id, granted, time.time())
+        return self._issuer(root).issue(client, " ".join(granted))
 
-    async def _key_set(self, client: RegisteredClient, kid: Any) -> KeySet:
-        return await client_key_set(client, kid, self._fetcher)
+    async def _find(self, client_id: str) -> RegisteredClient | None:
+        return self.registry.get(client_id)
 
-    def _claim_jti(self, client_id: str, jti: str, exp: float, now: float) -> None:
+    async def _claim_jti(self, client_id: str, jti: str, exp: float) -> bool:
         """Remember the assertion id until it has expired (plus the skew); a second use is refused."""
+        now = time.time()
         self._jtis = {key: until for key, until in self._jtis.items() if until >= now}
         if (client_id, jti) in self._jtis:
-            raise _invalid_client("the assertion was used before (jti replay)", client_id)
+            return False
         self._jtis[(client_id, jti)] = exp + CLOCK_SKEW_SECONDS
+        return True
 
     def _opaque_token(self, client_id: str, granted: list[str], now: float) -> dict[str, Any]:
         self._opaque = {token: held for token, held in self._opaque.items() if held.expires_at > now}

@@ -77,6 +77,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def sandbox_command(port: int, keys_dir: Path, *options: str) -> list[str]:
+    """The command line of a sandbox process on a loopback port (``python -m service.sandbox sandbox``)."""
+    return [
+        sys.executable,
+        "-m",
+        "service.sandbox",
+        "sandbox",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--keys-dir",
+        str(keys_dir),
+        *options,
+    ]
+
+
 @dataclass(frozen=True)
 class RunningSandbox:
     root: str
@@ -96,19 +113,7 @@ def running_sandbox(workdir: Path, *options: str, ready_timeout: float = 30.0) -
     port = free_port()
     keys_dir = workdir / "sandbox-keys"
     log = workdir / "sandbox.log"
-    command = [
-        sys.executable,
-        "-m",
-        "service.sandbox",
-        "sandbox",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--keys-dir",
-        str(keys_dir),
-        *options,
-    ]
+    command = sandbox_command(port, keys_dir, *options)
     root = f"http://127.0.0.1:{port}"
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - our own module
@@ -118,12 +123,17 @@ def running_sandbox(workdir: Path, *options: str, ready_timeout: float = 30.0) -
         urls = state["urls"]
         yield RunningSandbox(root, urls["fhir_base"], urls["token_url"], secret, keys_dir, log, process.pid)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if it has not ended within ``timeout`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], root: str, secret_file: Path, log: Path, timeout: float) -> Any:

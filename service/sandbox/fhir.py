@@ -2,18 +2,17 @@
 search, create with If-None-Exist, update with If-Match and update-as-create, delete, transaction),
 errors raised as the gateway's error classes and turned into OperationOutcomes in one place.
 
-A request arrives as a ``FhirCall`` (method, path below the FHIR base, query, headers, body) so a
-transaction entry and an HTTP request travel the same code.
+A request arrives as a ``FhirCall`` (``fhir_call``) so a transaction entry (``fhir_bundle``) and an HTTP
+request travel the same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from email.utils import format_datetime
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
@@ -25,7 +24,6 @@ from service.domain.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    PeerLinkError,
     PreconditionFailed,
     UnsupportedMediaType,
 )
@@ -34,13 +32,11 @@ from service.fhir.models import FhirValidationError, validate
 from .auth import Caller
 from .capability import supported_search_params
 from .config import RESOURCE_TYPES, SandboxConfig
-from .outcome import NotAcceptable
+from .fhir_bundle import Plan, at, plan_entry, response_entry
+from .fhir_call import JSON_TYPES, MAX_BODY_BYTES, FhirCall, Result, etag_version, prefer, references
 from .search import included, parse_query, reference_key, run
-from .store import Store, Version, instant
+from .store import Store, Version
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
-_JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
-_FORMATS = {"json", *_JSON_TYPES}
 STATUS_CODES = {
     "Encounter": frozenset(
         {
@@ -67,75 +63,6 @@ _INTERACTION_SCOPE = {
     "update": Interaction.UPDATE,
     "delete": Interaction.DELETE,
 }
-
-
-@dataclass(frozen=True)
-class Result:
-    """What an interaction answers: a status, a document (or none) and headers."""
-
-    status: int
-    document: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    version: Version | None = None
-
-
-@dataclass(frozen=True)
-class FhirCall:
-    method: str
-    parts: tuple[str, ...]
-    """The path below the FHIR base, split on /."""
-    query: tuple[tuple[str, str], ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
-    """Lower-case names."""
-    body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-def accepts_json(call: FhirCall) -> None:
-    """406 unless the client takes JSON (``_format`` or ``Accept``)."""
-    for key, value in call.query:
-        if key == "_format" and value.split(";")[0].strip().lower() not in _FORMATS:
-            raise NotAcceptable("only JSON is served: _format=json or application/fhir+json")
-    accept = call.header("accept")
-    if accept:
-        offered = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-        if not offered & (_JSON_TYPES | {"*/*", "application/*"}):
-            raise NotAcceptable("only application/fhir+json (or application/json) is served")
-
-
-def wants_pretty(call: FhirCall) -> bool:
-    return any(key == "_pretty" and value == "true" for key, value in call.query)
-
-
-def _prefer(call: FhirCall, key: str) -> str | None:
-    for part in (call.header("prefer") or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name.strip().lower() == key:
-            return value.strip().strip('"').lower()
-    return None
-
-
-def _etag_version(text: str) -> int:
-    value = text.strip()
-    value = value[2:] if value.startswith("W/") else value
-    value = value.strip('"')
-    if not value.isdigit():
-        raise BadRequest('If-Match must be a version ETag such as W/"3"')
-    return int(value)
-
-
-def _references(node: Any) -> Iterator[dict[str, Any]]:
-    """Every Reference-like object (a dict with a string ``reference``) in a resource."""
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for value in node.values():
-            yield from _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _references(value)
 
 
 class FhirServer:
@@ -207,7 +134,7 @@ class FhirServer:
             if media != "application/x-www-form-urlencoded":
                 raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters")
             pairs += parse_qsl(call.body.decode("utf-8", "replace"), keep_blank_values=True)
-        lenient = _prefer(call, "handling") == "lenient"
+        lenient = prefer(call, "handling") == "lenient"
         query = parse_query(
             resource_type, pairs, self._params[resource_type], lenient=lenient, supported_includes=self._params
         )
@@ -249,7 +176,7 @@ class FhirServer:
         if len(call.body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
         media = (call.header("content-type") or "").split(";")[0].strip().lower()
-        if media not in _JSON_TYPES:
+        if media not in JSON_TYPES:
             raise UnsupportedMediaType("send application/fhir+json")
         try:
             document = orjson.loads(call.body)
@@ -277,7 +204,7 @@ class FhirServer:
 
     def check_references(self, resource: dict[str, Any], base: str) -> None:
         """Literal references to the types served here must point at live resources (422 otherwise)."""
-        for ref in _references(resource):
+        for ref in references(resource):
             text: str = ref["reference"]
             if text.startswith("#"):
                 continue
@@ -328,7 +255,7 @@ class FhirServer:
     def check_if_match(self, resource_type: str, resource_id: str, if_match: str | None) -> None:
         if not if_match:
             return
-        wanted = _etag_version(if_match)
+        wanted = etag_version(if_match)
         current = self.store.current(resource_type, resource_id)
         if current is None or current.resource is None:
             raise PreconditionFailed(f"If-Match: {resource_type}/{resource_id[:64]} does not exist")
@@ -352,7 +279,7 @@ class FhirServer:
             **self._version_headers(version),
             "Location": f"{base}/{version.reference}/_history/{version.version_id}",
         }
-        document = None if _prefer(call, "return") == "minimal" else version.resource
+        document = None if prefer(call, "return") == "minimal" else version.resource
         return Result(status, document, headers, version)
 
     # --- transaction -----------------------------------------------------------------------------------------
@@ -365,7 +292,7 @@ class FhirServer:
         entries = bundle.get("entry") or []
         if not isinstance(entries, list):
             raise BadRequest("Bundle.entry must be a list")
-        plans = [self._plan(i, entry, caller) for i, entry in enumerate(entries)]
+        plans = [plan_entry(i, entry, partial(self._allow, caller=caller)) for i, entry in enumerate(entries)]
         results: dict[int, Result] = {}
         with self.store.atomic():
             resolved: dict[str, str] = {}
@@ -378,88 +305,31 @@ class FhirServer:
                         resolved[plan.full_url] = f"{plan.resource_type}/{plan.target_id}"
             for plan in plans:
                 if plan.resource is not None:
-                    for ref in _references(plan.resource):
+                    for ref in references(plan.resource):
                         ref["reference"] = resolved.get(ref["reference"], ref["reference"])
-                    self._at(plan.index, partial(self.validate, plan.resource))
+                    at(plan.index, partial(self.validate, plan.resource))
             order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
             for plan in sorted(plans, key=lambda p: order[p.method]):
-                results[plan.index] = self._at(plan.index, partial(self._apply, plan, caller, base))
+                results[plan.index] = at(plan.index, partial(self._apply, plan, caller, base))
             for plan in plans:
                 if plan.resource is not None and plan.existing is None:
-                    self._at(plan.index, partial(self.check_references, plan.resource, base))
+                    at(plan.index, partial(self.check_references, plan.resource, base))
         response = {
             "resourceType": "Bundle",
             "type": "transaction-response",
-            "entry": [self._response_entry(results[plan.index], base) for plan in plans],
+            "entry": [response_entry(results[plan.index], base) for plan in plans],
         }
         return Result(200, response)
 
-    @staticmethod
-    def _at(index: int, step: Callable[[], Any]) -> Any:
-        try:
-            return step()
-        except PeerLinkError as error:
-            error.detail = f"Bundle.entry[{index}]: {error.detail}"
-            raise
-
-    def _plan(self, index: int, entry: Any, caller: Caller) -> _Plan:
-        def fail(message: str) -> BadRequest:
-            return BadRequest(f"Bundle.entry[{index}]: {message}")
-
-        if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
-            raise fail("every entry needs a request (method and url)")
-        request = entry["request"]
-        method, url = request.get("method"), request.get("url")
-        if method not in ("GET", "POST", "PUT", "DELETE") or not isinstance(url, str) or not url:
-            raise fail("request.method must be GET, POST, PUT or DELETE, with a url")
-        split = urlsplit(url)
-        path = [p for p in split.path.split("/") if p]
-        if not path or path[0] not in RESOURCE_TYPES:
-            raise fail(f"request.url must name a type served here ({', '.join(RESOURCE_TYPES)})")
-        resource = entry.get("resource")
-        if method in ("POST", "PUT"):
-            if not isinstance(resource, dict) or resource.get("resourceType") != path[0]:
-                raise fail(f"a {method} entry carries a {path[0]} resource")
-        else:
-            resource = None
-        shape_ok = {
-            "POST": len(path) == 1 and not split.query,
-            "PUT": len(path) == 2 and not split.query,
-            "DELETE": len(path) == 2 and not split.query,
-            "GET": len(path) in (1, 2),
-        }[method]
-        if not shape_ok:
-            raise fail(f"{method} {url[:80]}: conditional updates and deletes are not supported")
-        interaction = {
-            "POST": "create",
-            "PUT": "update",
-            "DELETE": "delete",
-            "GET": "search-type" if len(path) == 1 else "read",
-        }[method]
-        self._at(index, lambda: self._allow(path[0], interaction, caller))
-        if method == "PUT" and resource is not None and resource.get("id") != path[1]:
-            raise fail("the resource's id must be the id in request.url")
-        return _Plan(
-            index=index,
-            method=method,
-            resource_type=path[0],
-            target_id=path[1] if len(path) == 2 else None,
-            query=tuple(parse_qsl(split.query, keep_blank_values=True)),
-            resource=resource,
-            full_url=entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None,
-            if_none_exist=request.get("ifNoneExist") if isinstance(request.get("ifNoneExist"), str) else None,
-            if_match=request.get("ifMatch") if isinstance(request.get("ifMatch"), str) else None,
-        )
-
-    def _entry_condition(self, plan: _Plan) -> Version | None:
+    def _entry_condition(self, plan: Plan) -> Version | None:
         if not plan.if_none_exist or not self._config.conditional_create:
             return None
-        found = self._at(plan.index, lambda: self._conditional_matches(plan.resource_type, plan.if_none_exist or ""))
+        found = at(plan.index, lambda: self._conditional_matches(plan.resource_type, plan.if_none_exist or ""))
         if len(found) > 1:
             raise PreconditionFailed(f"Bundle.entry[{plan.index}]: ifNoneExist matches more than one resource")
         return found[0] if found else None
 
-    def _apply(self, plan: _Plan, caller: Caller, base: str) -> Result:
+    def _apply(self, plan: Plan, caller: Caller, base: str) -> Result:
         store = self.store
         if plan.method == "DELETE":
             assert plan.target_id is not None
@@ -484,33 +354,3 @@ class FhirServer:
             return self.read(plan.resource_type, plan.target_id, caller)
         call = FhirCall("GET", (plan.resource_type,), plan.query)
         return self.search(plan.resource_type, call, caller, base)
-
-    @staticmethod
-    def _response_entry(result: Result, base: str) -> dict[str, Any]:
-        reason = {200: "OK", 201: "Created", 204: "No Content"}[result.status]
-        response: dict[str, Any] = {"status": f"{result.status} {reason}"}
-        if result.version is not None:
-            response["location"] = f"{result.version.reference}/_history/{result.version.version_id}"
-            response["etag"] = result.version.etag
-            response["lastModified"] = instant(result.version.last_updated)
-        entry: dict[str, Any] = {}
-        if result.version is not None:
-            entry["fullUrl"] = f"{base}/{result.version.reference}"
-        if result.document is not None:
-            entry["resource"] = result.document
-        entry["response"] = response
-        return entry
-
-
-@dataclass
-class _Plan:
-    index: int
-    method: str
-    resource_type: str
-    target_id: str | None
-    query: tuple[tuple[str, str], ...]
-    resource: dict[str, Any] | None
-    full_url: str | None
-    if_none_exist: str | None
-    if_match: str | None
-    existing: Version | None = None

@@ -7,8 +7,7 @@ from joserfc.jwk import ECKey
 from typer.testing import CliRunner
 
 from service.auth.backend_client import load_private_key
-from service.sandbox import Knobs, Personality
-from service.sandbox.check import (
+from service.exchange.conformance import (
     CAPABILITY,
     CLEANUP,
     CONDITIONAL,
@@ -24,6 +23,7 @@ from service.sandbox.check import (
     Status,
     run_checks,
 )
+from service.sandbox import Knobs, Personality
 from service.sandbox.cli import command_line
 from tests.auth_support import ec_key, rsa_key
 from tests.sandbox.support import ROOT, pem

@@ -1,0 +1,81 @@
+"""A referral's progress onto the clinic's Task at the EHR: the sessions the Task lists as outputs
+go first (those the participant's consent lets this EHR have), then the Task update itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from service.domain import Program
+from service.records.fhir_preview import fhir_resources
+from service.settings import Settings
+from service.store import Database
+from service.store.tables import ehr_referrals
+
+from . import outbox
+from .collect import collect, encounter_of
+from .connections import EhrConnection
+from .endpoints import Endpoints
+from .holdings import held
+from .outcomes import Outcomes
+from .outgoing import Delivered, Outgoing, in_order
+from .send import send
+from .smart_client import SmartClient
+from .task_update import update_task
+
+
+class ReferralPush:
+    def __init__(self, database: Database, settings: Settings, endpoints: Endpoints, outcomes: Outcomes) -> None:
+        self._database = database
+        self._settings = settings
+        self._endpoints = endpoints
+        self._outcomes = outcomes
+
+    async def push(self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed) -> Delivered | None:
+        """What was sent; None when the EHR has no Task of the referral (the change is withheld)."""
+        async with self._database.read() as conn:
+            program = await self._endpoints.program(conn, row.program_id)
+            r = ehr_referrals.c
+            task_id = (
+                await conn.execute(
+                    select(r.task_id).where(r.connection == connection.name, r.referral_id == row.record_id).limit(1)
+                )
+            ).scalar()
+            resources = await fhir_resources(conn, program, "referral", row.record_id, connection.profile)
+        if task_id is None:
+            await self._outcomes.withhold([row])
+            return None
+        ours = next(res for res in resources if res["resourceType"] == "Task")
+        ours, sent = await self._with_outputs(connection, client, program, ours)
+        await self._endpoints.wait_turn(connection.name)
+        await update_task(client, task_id, ours)
+        return sent
+
+    async def _with_outputs(
+        self, connection: EhrConnection, client: SmartClient, program: Program, task: dict[str, Any]
+    ) -> tuple[dict[str, Any], Delivered]:
+        """The sessions a Task lists as outputs must exist at the EHR before the Task points at them:
+        those the participant's consent lets this EHR have are sent first; the others are left out."""
+        kept: list[dict[str, Any]] = []
+        outgoing: dict[str, Outgoing] = {}
+        async with self._database.read() as conn:
+            for output in task.get("output") or []:
+                reference = (output.get("valueReference") or {}).get("reference") or ""
+                if not reference.startswith("Encounter/"):
+                    kept.append(output)
+                    continue
+                source = await encounter_of(conn, program.id, reference)
+                if source is None:
+                    continue
+                record_id, participant_id = source
+                if not await outbox.may_send(conn, program, connection, "encounter", record_id, participant_id):
+                    continue
+                kept.append(output)
+                for item in await collect(conn, program, connection, "encounter", record_id):
+                    outgoing.setdefault(item.reference, item)
+            ordered = in_order(outgoing.values())
+            holding = await held(conn, connection.name, [o.reference for o in ordered])
+        sent = await send(client, ordered, holding, batched=self._settings.outbox_bundles) if ordered else Delivered()
+        trimmed = {**task, "output": kept} if kept else {k: v for k, v in task.items() if k != "output"}
+        return trimmed, sent
