@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from service.api.access import AdminDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.audit import AuditRecord, write
-from service.exchange import connections, outbox
+from service.exchange import connections, lifecycle, outbox
 from service.exchange.worker import Worker
 from service.store.tables import ehr_connections
 from service.store.tables import outbox as outbox_table
@@ -76,6 +76,116 @@ async def add_connection(
         queued = await outbox.backfill(conn, program, created, now) if backfill else 0
         await write(conn, _audit(request, access, "ehr-add", {"connection": created.name, "backfill": queued}))
     return {**created.public(), "queued": queued}
+
+
+class ConnectionChanges(BaseModel):
+    """What ``PATCH`` changes (only the fields given); a connection keeps its name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(default=None, max_length=500, description="The EHR's FHIR base URL.")
+    client_id: str | None = Field(default=None, max_length=200)
+    organization: str | None = Field(default=None, max_length=300)
+    key_file: str | None = Field(default=None, max_length=500, description="A new PEM private key file.")
+    key_env: str | None = Field(default=None, max_length=100, description="Or: a variable holding the PEM.")
+    kid: str | None = Field(default=None, max_length=200)
+    alg: str | None = None
+    scopes: str | None = Field(default=None, max_length=2000)
+    profile: str | None = None
+    push: list[str] | None = None
+    poll_referrals: bool | None = None
+    poll_seconds: int | None = None
+    task_owner: str | None = Field(default=None, max_length=300)
+    rate_per_second: int | None = Field(default=None, ge=1, le=1000)
+
+
+class Resync(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: str | None = Field(
+        default=None, max_length=40, description="Only what was delivered since this ISO date or date-time."
+    )
+
+
+def _actor(request: Request, access: Any, program_id: str) -> lifecycle.Actor:
+    address = request.client.host if request.client else None
+    return lifecycle.Actor(access.client_id, program_id, access.organization, address)
+
+
+@router.patch(
+    "/ehr-connections/{name}", summary="Change an EHR connection's settings", operation_id="admin_update_ehr_connection"
+)
+async def update_connection(
+    request: Request, name: str, body: ConnectionChanges, access: AdminDep, program: ProgramDep, database: DatabaseDep
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    async with database.transaction() as conn:
+        updated = await lifecycle.change(conn, name, changes, datetime.now(UTC), _actor(request, access, program.id))
+    return updated.public()
+
+
+async def _set_enabled(
+    request: Request, name: str, enabled: bool, access: Any, program_id: str, database: DatabaseDep
+) -> dict[str, Any]:
+    actor = _actor(request, access, program_id)
+    async with database.transaction() as conn:
+        updated = await lifecycle.set_enabled(conn, name, enabled, datetime.now(UTC), actor)
+    return updated.public()
+
+
+@router.post(
+    "/ehr-connections/{name}/disable",
+    summary="Switch an EHR connection off (nothing new queued; what waits stays)",
+    operation_id="admin_disable_ehr_connection",
+)
+async def disable_connection(
+    request: Request, name: str, access: AdminDep, program: ProgramDep, database: DatabaseDep
+) -> dict[str, Any]:
+    return await _set_enabled(request, name, False, access, program.id, database)
+
+
+@router.post(
+    "/ehr-connections/{name}/enable",
+    summary="Switch an EHR connection on again (what waited flows)",
+    operation_id="admin_enable_ehr_connection",
+)
+async def enable_connection(
+    request: Request, name: str, access: AdminDep, program: ProgramDep, database: DatabaseDep
+) -> dict[str, Any]:
+    return await _set_enabled(request, name, True, access, program.id, database)
+
+
+@router.delete(
+    "/ehr-connections/{name}", summary="Remove an EHR connection", operation_id="admin_remove_ehr_connection"
+)
+async def remove_connection(
+    request: Request,
+    name: str,
+    access: AdminDep,
+    program: ProgramDep,
+    database: DatabaseDep,
+    force: bool = Query(default=False, description="Also when changes wait for it: they become dead letters."),
+) -> dict[str, Any]:
+    async with database.transaction() as conn:
+        return await lifecycle.remove(conn, name, force, datetime.now(UTC), _actor(request, access, program.id))
+
+
+@router.post(
+    "/ehr-connections/{name}/resync",
+    summary="Forget what the EHR holds and deliver it again",
+    operation_id="admin_resync_ehr_connection",
+)
+async def resync_connection(
+    request: Request,
+    name: str,
+    access: AdminDep,
+    program: ProgramDep,
+    database: DatabaseDep,
+    body: Resync | None = None,
+) -> dict[str, int]:
+    since = lifecycle.parse_since(body.since if body is not None else None)
+    async with database.transaction() as conn:
+        return await lifecycle.resync(conn, name, since, datetime.now(UTC), _actor(request, access, program.id))
 
 
 @router.post("/ehr-connections/{name}/poll", summary="Poll the EHR for referrals now", operation_id="admin_poll_ehr")

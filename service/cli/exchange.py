@@ -12,9 +12,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from service.cli.common import fail as _fail
-from service.cli.common import find_program_id as _program_id
-from service.cli.common import with_database as _with_database
+from service.cli.common import fail, find_program_id, with_database
 from service.settings import get_settings
 
 ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)
@@ -76,7 +74,7 @@ def ehr_add(
         queued = await outbox.backfill(conn, found, created, datetime.now(UTC)) if backfill else 0
         return created, queued
 
-    created, queued = _with_database(settings, work)
+    created, queued = with_database(settings, work)
     typer.echo(f"connection {created.name} added ({created.base_url}; pushes {','.join(created.push)})")
     if backfill:
         typer.echo(f"backfill: {queued} change(s) queued")
@@ -96,20 +94,20 @@ def ehr_import(
     try:
         document = yaml.safe_load(file.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise _fail(f"cannot read {file}: {error}") from None
+        raise fail(f"cannot read {file}: {error}") from None
     entries = document.get("connections", document) if isinstance(document, dict) else document
     if not isinstance(entries, list):
-        raise _fail("the file must hold a list of connections (or {connections: [...]})")
+        raise fail("the file must hold a list of connections (or {connections: [...]})")
 
     async def work(conn: Any) -> list[str]:
-        program_id = await _program_id(conn, program or settings.default_program)
+        program_id = await find_program_id(conn, program or settings.default_program)
         added = []
         for entry in entries:
             if await connections.find(conn, str(entry.get("name"))) is None:
                 added.append((await connections.add(conn, program_id, dict(entry), datetime.now(UTC))).name)
         return added
 
-    added = _with_database(settings, work)
+    added = with_database(settings, work)
     typer.echo(f"{len(added)} connection(s) added: {', '.join(added) or '-'}")
 
 
@@ -118,7 +116,7 @@ def ehr_list() -> None:
     """List EHR connections (where each key is, never the key)."""
     from service.exchange import connections
 
-    for connection in _with_database(get_settings(), connections.list_all):
+    for connection in with_database(get_settings(), connections.list_all):
         state = "enabled" if connection.enabled else "disabled"
         poll = f"poll every {connection.poll_seconds}s" if connection.poll_referrals else "no polling"
         typer.echo(
@@ -139,7 +137,128 @@ def ehr_backfill(name: Annotated[str, typer.Argument()]) -> None:
         program = await RecordRepository(k.PROGRAMS).get(conn, None, connection.program_id)
         return await outbox.backfill(conn, program, connection, datetime.now(UTC))
 
-    typer.echo(f"backfill: {_with_database(get_settings(), work)} change(s) queued")
+    typer.echo(f"backfill: {with_database(get_settings(), work)} change(s) queued")
+
+
+def _lifecycle_actor() -> Any:
+    """The audit's actor of a change made from the command line: cli:<user>."""
+    import getpass
+
+    from service.exchange.lifecycle import Actor
+
+    try:
+        return Actor(f"cli:{getpass.getuser()}"[:100])
+    except (KeyError, OSError):
+        return Actor("cli")
+
+
+@ehr_app.command("update")
+def ehr_update(
+    name: Annotated[str, typer.Argument(help="The connection to change (its name stays).")],
+    base_url: Annotated[str | None, typer.Option(help="The EHR's FHIR base URL.")] = None,
+    client_id: Annotated[str | None, typer.Option(help="PeerLink's client id at the EHR.")] = None,
+    org: Annotated[str | None, typer.Option(help="The hospital's identifier system|value, or its NPI.")] = None,
+    key: Annotated[Path | None, typer.Option(help="A new private key file (PEM), e.g. after a rotation.")] = None,
+    key_env: Annotated[str | None, typer.Option(help="Or: an environment variable holding the PEM.")] = None,
+    kid: Annotated[str | None, typer.Option(help='Key id registered at the EHR ("" for the thumbprint).')] = None,
+    alg: Annotated[str | None, typer.Option(help="RS384 or ES384.")] = None,
+    scopes: Annotated[str | None, typer.Option(help="Scopes to ask the EHR for.")] = None,
+    profile: Annotated[str | None, typer.Option(help="Mapping overlay: generic, epic or oracle.")] = None,
+    push: Annotated[str | None, typer.Option(help="encounters,notes,care-teams,referral-status")] = None,
+    poll_referrals: Annotated[
+        bool | None, typer.Option("--poll-referrals/--no-poll-referrals", help="Poll the EHR for referrals.")
+    ] = None,
+    poll_seconds: Annotated[int | None, typer.Option(help="Seconds between polls (900..86400).")] = None,
+    task_owner: Annotated[str | None, typer.Option(help="Task.owner of the program's Tasks at the EHR.")] = None,
+    rate: Annotated[int | None, typer.Option(help="Requests per second at most (1..1000).")] = None,
+) -> None:
+    """Change a connection's settings (a new URL, a rotated key, ...); what is queued for it and what
+    the EHR holds are kept. Workers pick the change up at their next delivery."""
+    from service.exchange import lifecycle
+
+    changes = _fields(
+        base_url=base_url,
+        client_id=client_id,
+        organization=org,
+        key_file=str(key.resolve()) if key else None,
+        key_env=key_env,
+        kid=kid,
+        alg=alg,
+        scopes=scopes,
+        profile=profile,
+        push=push.split(",") if push is not None else None,
+        poll_referrals=poll_referrals,
+        poll_seconds=poll_seconds,
+        task_owner=task_owner,
+        rate_per_second=rate,
+    )
+    if not changes:
+        raise fail("nothing to change: give at least one option (see --help)")
+    actor = _lifecycle_actor()
+    updated = with_database(
+        get_settings(), lambda conn: lifecycle.change(conn, name, changes, datetime.now(UTC), actor)
+    )
+    typer.echo(f"connection {updated.name} updated ({', '.join(sorted(changes))})")
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    from service.exchange import lifecycle
+
+    actor = _lifecycle_actor()
+    with_database(get_settings(), lambda conn: lifecycle.set_enabled(conn, name, enabled, datetime.now(UTC), actor))
+    typer.echo(f"connection {name} {'enabled' if enabled else 'disabled'}")
+
+
+@ehr_app.command("disable")
+def ehr_disable(name: Annotated[str, typer.Argument()]) -> None:
+    """Switch a connection off: nothing new is queued for it, and what waits stays queued, unsent."""
+    _set_enabled(name, False)
+
+
+@ehr_app.command("enable")
+def ehr_enable(name: Annotated[str, typer.Argument()]) -> None:
+    """Switch a connection on again: what waited for it flows."""
+    _set_enabled(name, True)
+
+
+@ehr_app.command("remove")
+def ehr_remove(
+    name: Annotated[str, typer.Argument()],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also when changes wait for it: they become dead letters.")
+    ] = False,
+) -> None:
+    """Remove a connection and what PeerLink believes its EHR holds. Refused while changes wait for it
+    (unless --force) or a worker is delivering to it (disable it first)."""
+    from service.exchange import lifecycle
+
+    actor = _lifecycle_actor()
+    result = with_database(get_settings(), lambda conn: lifecycle.remove(conn, name, force, datetime.now(UTC), actor))
+    typer.echo(
+        f"connection {name} removed ({result['dead_lettered']} waiting change(s) dead-lettered, "
+        f"{result['forgotten']} delivered resource(s) forgotten)"
+    )
+
+
+@ehr_app.command("resync")
+def ehr_resync(
+    name: Annotated[str, typer.Argument()],
+    since: Annotated[
+        str | None, typer.Option(help="Only what was delivered since this ISO date or date-time (UTC).")
+    ] = None,
+) -> None:
+    """For an EHR that lost or reset its data: forget what it is believed to hold and deliver it again
+    (the same ids: nothing is duplicated at the EHR)."""
+    from service.domain.errors import PeerLinkError
+    from service.exchange import lifecycle
+
+    try:
+        moment = lifecycle.parse_since(since)
+    except PeerLinkError as error:
+        raise fail(f"peerlink: {error.detail}") from None
+    actor = _lifecycle_actor()
+    result = with_database(get_settings(), lambda conn: lifecycle.resync(conn, name, moment, datetime.now(UTC), actor))
+    typer.echo(f"resync: {result['forgotten']} delivered resource(s) forgotten, {result['queued']} change(s) queued")
 
 
 @ehr_app.command("test")
@@ -149,7 +268,7 @@ def ehr_test(name: Annotated[str, typer.Argument()]) -> None:
     from service.exchange.connections import KeyUnavailable
     from service.exchange.smart_client import SmartClient, TokenFailure
 
-    connection = _with_database(get_settings(), lambda conn: connections.get(conn, name))
+    connection = with_database(get_settings(), lambda conn: connections.get(conn, name))
 
     async def run() -> list[tuple[str, bool, str]]:
         results: list[tuple[str, bool, str]] = []
@@ -239,7 +358,7 @@ def deadletters_list(
     """Changes given up on, with the reason."""
     from service.exchange import outbox
 
-    rows = _with_database(get_settings(), lambda conn: outbox.dead_letters(conn, connection))
+    rows = with_database(get_settings(), lambda conn: outbox.dead_letters(conn, connection))
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
@@ -256,5 +375,5 @@ def deadletters_replay(
     """Queue dead letters again (after the EHR or the record was fixed)."""
     from service.exchange import outbox
 
-    count = _with_database(get_settings(), lambda conn: outbox.replay(conn, ids, connection, datetime.now(UTC)))
+    count = with_database(get_settings(), lambda conn: outbox.replay(conn, ids, connection, datetime.now(UTC)))
     typer.echo(f"{count} change(s) queued again")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.auth.backend_client import PrivateKey, load_private_key
 from service.auth.boundary import normalize_organization
 from service.auth.scopes import valid_registration
-from service.domain.errors import BadRequest, Conflict, NotFound
+from service.domain.errors import BadRequest, Conflict, NotFound, RuleViolation
 from service.records.outbox_rows import PUSH_KINDS as PUSH_KINDS
 from service.store.tables import ehr_connections
 
@@ -53,6 +53,9 @@ class EhrConnection:
     # the poll's progress changes with every poll; it is not what makes two connections the same
     poll_cursor: str | None = field(default=None, compare=False)
     polled_at: datetime | None = field(default=None, compare=False)
+    # when its settings last changed: a worker renews its client (key, token) for a changed connection,
+    # even when only the key file's contents changed (``ehr update`` after a key rotation)
+    updated_at: datetime | None = None
 
     def pushes(self, kind: str) -> bool:
         return any(PUSH_KINDS[p] == kind for p in self.push)
@@ -114,6 +117,7 @@ def _row(row: Any) -> EhrConnection:
         task_owner=row.task_owner,
         poll_cursor=row.poll_cursor,
         polled_at=row.polled_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -195,10 +199,16 @@ async def get(conn: AsyncConnection, name: str) -> EhrConnection:
     return found
 
 
-async def list_all(conn: AsyncConnection, program_id: str | None = None) -> list[EhrConnection]:
+async def list_all(
+    conn: AsyncConnection, program_id: str | None = None, *, enabled: bool | None = None
+) -> list[EhrConnection]:
+    """The connections (of a program), oldest first; ``enabled=True``: only those switched on (what
+    new changes are queued for)."""
     query = select(ehr_connections).order_by(ehr_connections.c.pk)
     if program_id is not None:
         query = query.where(ehr_connections.c.program_id == program_id)
+    if enabled is not None:
+        query = query.where(ehr_connections.c.enabled == enabled)
     return [_row(row) for row in await conn.execute(query)]
 
 
@@ -206,13 +216,75 @@ async def save_cursor(conn: AsyncConnection, name: str, cursor: str | None, now:
     await conn.execute(
         update(ehr_connections)
         .where(ehr_connections.c.name == name)
-        .values(poll_cursor=cursor, polled_at=now, updated_at=now)
+        .values(poll_cursor=cursor, polled_at=now)  # progress, not a change of settings: updated_at stays
     )
 
 
-async def set_enabled(conn: AsyncConnection, name: str, enabled: bool, now: datetime) -> None:
+async def set_enabled(conn: AsyncConnection, name: str, enabled: bool, now: datetime) -> EhrConnection:
     result = await conn.execute(
         update(ehr_connections).where(ehr_connections.c.name == name).values(enabled=enabled, updated_at=now)
     )
     if result.rowcount == 0:
         raise NotFound("no EHR connection with that name")
+    return await get(conn, name)
+
+
+CHANGEABLE = frozenset(
+    {
+        "base_url",
+        "client_id",
+        "key_file",
+        "key_env",
+        "kid",
+        "alg",
+        "scopes",
+        "profile",
+        "organization",
+        "push",
+        "poll_referrals",
+        "poll_seconds",
+        "task_owner",
+        "rate_per_second",
+    }
+)
+"""What ``update`` may change: everything but the name (the queue and what the EHR holds are kept
+under it) and whether it is enabled (``set_enabled``)."""
+
+
+def changed(current: EhrConnection, changes: dict[str, Any]) -> dict[str, Any]:
+    """The column values of ``current`` with ``changes`` applied and checked, or a RuleViolation (422)
+    naming what is wrong. A new key_file replaces a key_env and the other way round; "" clears kid,
+    task_owner and scopes (back to the default)."""
+    unknown = sorted(set(changes) - CHANGEABLE)
+    if unknown:
+        raise RuleViolation(f"cannot change {', '.join(unknown)} (a connection keeps its name; use enable/disable)")
+    fields: dict[str, Any] = {
+        "name": current.name,
+        **{key: getattr(current, key) for key in CHANGEABLE},
+        "push": list(current.push),
+    }
+    if changes.get("key_file"):
+        fields["key_env"] = None
+    elif changes.get("key_env"):
+        fields["key_file"] = None
+    fields.update(changes)
+    for key in ("key_file", "key_env", "kid"):
+        fields[key] = fields[key] or None
+    rate = fields["rate_per_second"]
+    if not isinstance(rate, int) or not 1 <= rate <= 1000:
+        raise RuleViolation("rate_per_second: between 1 and 1000")
+    try:
+        values = validated(fields)
+    except BadRequest as error:
+        raise RuleViolation(error.detail) from None
+    del values["enabled"], values["name"]
+    return values
+
+
+async def change(conn: AsyncConnection, name: str, changes: dict[str, Any], now: datetime) -> EhrConnection:
+    """Change a connection's settings (a new URL, a rotated key, other scopes, ...); the queue and
+    the record of what the EHR holds stay as they are."""
+    current = await get(conn, name)
+    values = changed(current, changes)
+    await conn.execute(update(ehr_connections).where(ehr_connections.c.name == name).values(**values, updated_at=now))
+    return await get(conn, name)

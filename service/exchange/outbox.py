@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
+from service.domain.errors import Conflict
 from service.records.outbox_rows import CONSENTED_TYPE, enqueue_one
 from service.records.outbox_rows import may_send as may_send
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.repository import StoredKind
-from service.store.tables import ehr_referrals, outbox
+from service.store.tables import ehr_connections, ehr_referrals, outbox
 
 from . import connections
 
@@ -102,7 +103,11 @@ async def claim(
     if behind:
         ahead.append(older.c.pk.not_in(sorted(behind)))
     first_in_line = ~exists().where(*ahead)
-    query = select(Q.pk).where(Q.state == "pending", Q.next_attempt_at <= now, first_in_line)
+    disabled = select(ehr_connections.c.name).where(ehr_connections.c.enabled.is_(False))
+    # a disabled connection's rows wait, unclaimed and unchanged, until it is enabled again
+    query = select(Q.pk).where(
+        Q.state == "pending", Q.next_attempt_at <= now, first_in_line, Q.connection.not_in(disabled)
+    )
     if skip:
         query = query.where(Q.connection.not_in(sorted(skip)))
     if only is not None:
@@ -229,7 +234,9 @@ async def backfill(
 ) -> int:
     """Queue every existing record the connection pushes (a new hospital gets the history). Rows are
     written once per record; what the EHR already holds unchanged is skipped at delivery, so running
-    it again sends nothing twice."""
+    it again sends nothing twice. A disabled connection queues nothing new: a Conflict."""
+    if not connection.enabled:
+        raise Conflict(f"connection {connection.name} is disabled: enable it first")
     written = 0
     sources: dict[str, tuple[StoredKind[Any], str]] = {
         "encounter": (k.ENCOUNTERS, "encounter"),
