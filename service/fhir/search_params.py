@@ -25,18 +25,34 @@ class SearchParam:
     """Dotted paths into the resource; lists are walked. A token path ends at a CodeableConcept,
     Coding, Identifier or code; a reference path at a Reference."""
     documentation: str = ""
+    targets: tuple[str, ...] = ()
+    """For a reference parameter: the types a bare id names (``patient=123`` is ``Patient/123``);
+    none: a bare id matches a reference of any type."""
 
 
-def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, parts)
-        return
-    if not parts:
-        yield node
-        return
-    if isinstance(node, dict) and parts[0] in node:
-        yield from _walk(node[parts[0]], parts[1:])
+COMMON_PARAMS: dict[str, SearchParam] = {
+    p.name: p
+    for p in (
+        SearchParam("_id", ParamType.TOKEN, ("id",), "The resource id."),
+        SearchParam("_lastUpdated", ParamType.DATE, ("meta.lastUpdated",), "When the resource last changed."),
+    )
+}
+"""The parameters every resource type has (searched on the resource itself, not its index rows)."""
+
+
+def element_values(resource: dict[str, Any], path: str) -> list[Any]:
+    """The values at a dotted path into a resource, lists flattened on the way (nulls dropped)."""
+    current: list[Any] = [resource]
+    for part in path.split("."):
+        found: list[Any] = []
+        for item in current:
+            value = item.get(part) if isinstance(item, dict) else None
+            if isinstance(value, list):
+                found.extend(value)
+            elif value is not None:
+                found.append(value)
+        current = found
+    return current
 
 
 def _tokens(value: Any) -> Iterator[str]:
@@ -77,7 +93,7 @@ def index_values(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str
     """The (token, moment) rows one parameter contributes for one resource."""
     rows: set[tuple[str | None, datetime | None]] = set()
     for path in param.paths:
-        for value in _walk(resource, path.split(".")):
+        for value in element_values(resource, path):
             if param.type is ParamType.DATE and isinstance(value, str):
                 moment = to_moment(value)
                 if moment is not None:
@@ -92,8 +108,18 @@ def index_values(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str
     return sorted(rows, key=lambda row: (row[0] or "", row[1] or datetime.min.replace(tzinfo=UTC)))
 
 
+REFERENCE_TARGETS: dict[str, tuple[str, ...]] = {
+    "patient": ("Patient",),
+    "subject": ("Patient",),
+    "encounter": ("Encounter",),
+    "focus": ("ServiceRequest",),
+}
+"""Types a bare id expands to; a reference parameter not listed matches a bare id of any type."""
+
+
 def _p(name: str, kind: ParamType, *paths: str, doc: str = "") -> SearchParam:
-    return SearchParam(name, kind, paths, doc)
+    targets = REFERENCE_TARGETS.get(name, ()) if kind is ParamType.REFERENCE else ()
+    return SearchParam(name, kind, paths, doc, targets)
 
 
 T, R, D, S = ParamType.TOKEN, ParamType.REFERENCE, ParamType.DATE, ParamType.STRING
