@@ -34,7 +34,9 @@ COMMON_PARAMS: dict[str, SearchParam] = {
     p.name: p
     for p in (
         SearchParam("_id", ParamType.TOKEN, ("id",), "The resource id."),
-        SearchParam("_lastUpdated", ParamType.DATE, ("meta.lastUpdated",), "When the resource last changed."),
+        SearchParam(
+            "_lastUpdated", ParamType.DATE, ("meta.lastUpdated",), "When the resource last changed (gt ge lt le eq ne)."
+        ),
     )
 }
 """The parameters every resource type has (searched on the resource itself, not its index rows)."""
@@ -124,6 +126,8 @@ def _p(name: str, kind: ParamType, *paths: str, doc: str = "") -> SearchParam:
 
 T, R, D, S = ParamType.TOKEN, ParamType.REFERENCE, ParamType.DATE, ParamType.STRING
 IDENTIFIER = _p("identifier", T, "identifier", doc="system|value or value")
+STATUS, TYPE, CATEGORY = _p("status", T, "status"), _p("type", T, "type"), _p("category", T, "category")
+SUBJECT = (_p("patient", R, "subject"), _p("subject", R, "subject"))
 
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     resource_type: {p.name: p for p in params}
@@ -146,41 +150,37 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "Organization": [IDENTIFIER, _p("name", S, "name")],
         "Encounter": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("date", D, "period.start"),
-            _p("status", T, "status"),
-            _p("type", T, "type"),
+            STATUS,
+            TYPE,
             _p("class", T, "class"),
             _p("participant", R, "participant.individual"),
         ],
         "DocumentReference": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("encounter", R, "context.encounter"),
             _p("date", D, "date"),
-            _p("status", T, "status"),
-            _p("type", T, "type"),
-            _p("category", T, "category"),
+            STATUS,
+            TYPE,
+            CATEGORY,
             _p("author", R, "author"),
         ],
         "CareTeam": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
-            _p("status", T, "status"),
-            _p("category", T, "category"),
+            *SUBJECT,
+            STATUS,
+            CATEGORY,
             _p("participant", R, "participant.member"),
         ],
         "ServiceRequest": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
-            _p("status", T, "status"),
+            *SUBJECT,
+            STATUS,
             _p("requester", R, "requester"),
             _p("performer", R, "performer"),
-            _p("category", T, "category"),
+            CATEGORY,
             _p("code", T, "code"),
             _p("authored", D, "authoredOn"),
         ],
@@ -188,7 +188,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             IDENTIFIER,
             _p("patient", R, "for"),
             _p("subject", R, "for"),
-            _p("status", T, "status"),
+            STATUS,
             _p("business-status", T, "businessStatus"),
             _p("owner", R, "owner"),
             _p("focus", R, "focus"),
@@ -198,17 +198,16 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         ],
         "Goal": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("lifecycle-status", T, "lifecycleStatus"),
-            _p("category", T, "category"),
+            CATEGORY,
             _p("target-date", D, "target.dueDate"),
         ],
         "Consent": [
             IDENTIFIER,
             _p("patient", R, "patient"),
-            _p("status", T, "status"),
-            _p("category", T, "category"),
+            STATUS,
+            CATEGORY,
             _p("date", D, "dateTime"),
         ],
     }.items()
