@@ -87,15 +87,16 @@ def token_value(name: str, raw: str) -> TokenValue:
 def reference_value(
     name: str, raw: str, target: str | None, base: str, targets: tuple[str, ...] = ()
 ) -> ReferenceValue:
-    """``Type/id``, an absolute URL (this server's base stripped) or a bare id; ``target`` is the
-    ``:Type`` modifier, ``targets`` the types the parameter expands a bare id to."""
+    """``Type/id``, an absolute URL (this server's base stripped) or a bare id; ``name`` is the
+    parameter as written (with its modifier), ``target`` the ``:Type`` modifier, ``targets`` the
+    types the parameter expands a bare id to."""
     value = unescape(raw)
     if base and value.startswith(base + "/"):
         value = value[len(base) + 1 :]
     typed = TYPED_REFERENCE.match(value)
     if typed is not None:
         if target is not None and typed.group(1) != target:
-            raise bad(f"{name}:{target} names a {target}, not another type", f"{name}:{target}")
+            raise bad(f"{name} names a {target}, not another type", name)
         return ReferenceValue(references=(f"{typed.group(1)}/{typed.group(2)}",))
     if "://" in value and len(value) <= 300:
         return ReferenceValue(references=(value,))
