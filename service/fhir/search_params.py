@@ -25,18 +25,36 @@ class SearchParam:
     """Dotted paths into the resource; lists are walked. A token path ends at a CodeableConcept,
     Coding, Identifier or code; a reference path at a Reference."""
     documentation: str = ""
+    targets: tuple[str, ...] = ()
+    """For a reference parameter: the types a bare id names (``patient=123`` is ``Patient/123``);
+    none: a bare id matches a reference of any type."""
 
 
-def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, parts)
-        return
-    if not parts:
-        yield node
-        return
-    if isinstance(node, dict) and parts[0] in node:
-        yield from _walk(node[parts[0]], parts[1:])
+COMMON_PARAMS: dict[str, SearchParam] = {
+    p.name: p
+    for p in (
+        SearchParam("_id", ParamType.TOKEN, ("id",), "The resource id."),
+        SearchParam(
+            "_lastUpdated", ParamType.DATE, ("meta.lastUpdated",), "When the resource last changed (gt ge lt le eq ne)."
+        ),
+    )
+}
+"""The parameters every resource type has (searched on the resource itself, not its index rows)."""
+
+
+def element_values(resource: dict[str, Any], path: str) -> list[Any]:
+    """The values at a dotted path into a resource, lists flattened on the way (nulls dropped)."""
+    current: list[Any] = [resource]
+    for part in path.split("."):
+        found: list[Any] = []
+        for item in current:
+            value = item.get(part) if isinstance(item, dict) else None
+            if isinstance(value, list):
+                found.extend(value)
+            elif value is not None:
+                found.append(value)
+        current = found
+    return current
 
 
 def _tokens(value: Any) -> Iterator[str]:
@@ -77,7 +95,7 @@ def index_values(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str
     """The (token, moment) rows one parameter contributes for one resource."""
     rows: set[tuple[str | None, datetime | None]] = set()
     for path in param.paths:
-        for value in _walk(resource, path.split(".")):
+        for value in element_values(resource, path):
             if param.type is ParamType.DATE and isinstance(value, str):
                 moment = to_moment(value)
                 if moment is not None:
@@ -92,12 +110,24 @@ def index_values(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str
     return sorted(rows, key=lambda row: (row[0] or "", row[1] or datetime.min.replace(tzinfo=UTC)))
 
 
+REFERENCE_TARGETS: dict[str, tuple[str, ...]] = {
+    "patient": ("Patient",),
+    "subject": ("Patient",),
+    "encounter": ("Encounter",),
+    "focus": ("ServiceRequest",),
+}
+"""Types a bare id expands to; a reference parameter not listed matches a bare id of any type."""
+
+
 def _p(name: str, kind: ParamType, *paths: str, doc: str = "") -> SearchParam:
-    return SearchParam(name, kind, paths, doc)
+    targets = REFERENCE_TARGETS.get(name, ()) if kind is ParamType.REFERENCE else ()
+    return SearchParam(name, kind, paths, doc, targets)
 
 
 T, R, D, S = ParamType.TOKEN, ParamType.REFERENCE, ParamType.DATE, ParamType.STRING
 IDENTIFIER = _p("identifier", T, "identifier", doc="system|value or value")
+STATUS, TYPE, CATEGORY = _p("status", T, "status"), _p("type", T, "type"), _p("category", T, "category")
+SUBJECT = (_p("patient", R, "subject"), _p("subject", R, "subject"))
 
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     resource_type: {p.name: p for p in params}
@@ -120,41 +150,37 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "Organization": [IDENTIFIER, _p("name", S, "name")],
         "Encounter": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("date", D, "period.start"),
-            _p("status", T, "status"),
-            _p("type", T, "type"),
+            STATUS,
+            TYPE,
             _p("class", T, "class"),
             _p("participant", R, "participant.individual"),
         ],
         "DocumentReference": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("encounter", R, "context.encounter"),
             _p("date", D, "date"),
-            _p("status", T, "status"),
-            _p("type", T, "type"),
-            _p("category", T, "category"),
+            STATUS,
+            TYPE,
+            CATEGORY,
             _p("author", R, "author"),
         ],
         "CareTeam": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
-            _p("status", T, "status"),
-            _p("category", T, "category"),
+            *SUBJECT,
+            STATUS,
+            CATEGORY,
             _p("participant", R, "participant.member"),
         ],
         "ServiceRequest": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
-            _p("status", T, "status"),
+            *SUBJECT,
+            STATUS,
             _p("requester", R, "requester"),
             _p("performer", R, "performer"),
-            _p("category", T, "category"),
+            CATEGORY,
             _p("code", T, "code"),
             _p("authored", D, "authoredOn"),
         ],
@@ -162,7 +188,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             IDENTIFIER,
             _p("patient", R, "for"),
             _p("subject", R, "for"),
-            _p("status", T, "status"),
+            STATUS,
             _p("business-status", T, "businessStatus"),
             _p("owner", R, "owner"),
             _p("focus", R, "focus"),
@@ -172,17 +198,16 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         ],
         "Goal": [
             IDENTIFIER,
-            _p("patient", R, "subject"),
-            _p("subject", R, "subject"),
+            *SUBJECT,
             _p("lifecycle-status", T, "lifecycleStatus"),
-            _p("category", T, "category"),
+            CATEGORY,
             _p("target-date", D, "target.dueDate"),
         ],
         "Consent": [
             IDENTIFIER,
             _p("patient", R, "patient"),
-            _p("status", T, "status"),
-            _p("category", T, "category"),
+            STATUS,
+            CATEGORY,
             _p("date", D, "dateTime"),
         ],
     }.items()

@@ -9,9 +9,10 @@ from typing import Any
 
 from service import __version__
 from service.fhir.models import FHIR_VERSION
+from service.fhir.search_params import ParamType, SearchParam
 
 from .config import RESOURCE_TYPES, SandboxConfig
-from .search import SEARCH_PARAMS, ParamType, SearchParam
+from .search import SEARCH_PARAMS
 from .store import instant
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
