@@ -76,6 +76,10 @@ _HANDLER_STATUSES: dict[str, dict[str, set[int]]] = {
     "/readyz": {"read": {503}, "write": set()},  # the database does not answer
 }
 
+# Routes that answer bad input in their own format and declare it on the route (RFC 6749 errors);
+# only the body limit and an unwritable audit record come back as problem documents.
+_OWN_ERRORS: dict[str, set[int]] = {"/auth/token": {413, 503}}
+
 
 def _inputs(operation: dict[str, Any]) -> dict[str, set[str]]:
     """Where (path, query, header, body) -> the names the operation takes there."""
@@ -89,6 +93,8 @@ def _inputs(operation: dict[str, Any]) -> dict[str, set[str]]:
 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     """Every error status ``method`` on ``path`` can answer, from what the operation takes in."""
+    if path in _OWN_ERRORS:
+        return _OWN_ERRORS[path]
     inputs = _inputs(operation)
     statuses: set[int] = set()
     if inputs:
