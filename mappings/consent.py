@@ -1,4 +1,5 @@
-"""Consent to share records <-> Consent (FHIR R4; US Core has no Consent profile).
+"""Consent to share records <-> Consent (FHIR R4; US Core has no Consent profile, so the overlays claim
+the base Consent StructureDefinition).
 
 The recipient organisation travels as a contained Organization referenced from provision.actor
 (role PRCP), so its name, NPI and other identifier all round-trip. Data categories become

@@ -11,7 +11,9 @@ Outbound layout (codes in codes/encounter.toml):
   (valueUnsignedInt, finished sessions) and the core ``resource-pertainsToGoal`` (valueReference,
   one per goal addressed). Without extensions, billable units follow from ``length`` (CMS 8-minute
   rule) and goals are not carried.
-- ``participant``: the specialist twice, as PractitionerRole and as Practitioner, typed PPRF and ATND.
+- ``participant``: the specialist twice, as PractitionerRole and as Practitioner, typed PPRF and ATND;
+  an overlay whose Encounter profile allows only Practitioner there (``[targets]``, epic: US Core
+  3.1.1) gets the Practitioner alone.
 
 Inbound, categories are read from the extension and from ``type``; the modality from the local code,
 else from class (+ HQ for group).
@@ -27,13 +29,14 @@ from service.domain import EncounterStatus, Modality, PeerEncounter, PeerEncount
 
 from . import codes
 from .codes import Code
-from .context import MappingContext, MappingError, check_valid
+from .context import RESOURCE_TYPES, MappingContext, MappingError, check_valid
 
 KIND = "encounter"
 PARTICIPANT_KIND = "participant"
 ROLE_KIND = "specialist-role"
 SPECIALIST_KIND = "specialist"
 GOAL_KIND = "goal"
+PARTICIPANT_ELEMENT = "Encounter.participant.individual"
 
 
 class EncounterExtensions(BaseModel):
@@ -91,6 +94,16 @@ def _participant_types() -> list[dict[str, Any]]:
     return [CODES.participant_types.primary.concept(), CODES.participant_types.attender.concept()]
 
 
+def _participants(specialist_id: str, ctx: MappingContext) -> list[dict[str, Any]]:
+    """The specialist as PractitionerRole and as Practitioner, as far as the overlay's Encounter profile
+    lets participant.individual point at each (US Core 3.1.1: Practitioner only)."""
+    return [
+        {"type": _participant_types(), "individual": ctx.reference(kind, specialist_id)}
+        for kind in (ROLE_KIND, SPECIALIST_KIND)
+        if ctx.overlay.allows(PARTICIPANT_ELEMENT, RESOURCE_TYPES[kind])
+    ]
+
+
 def to_fhir(encounter: PeerEncounter, ctx: MappingContext) -> dict[str, Any]:
     program = ctx.system
     extension_dropped = "extension" in ctx.overlay.omit.get("Encounter", [])
@@ -130,10 +143,7 @@ def to_fhir(encounter: PeerEncounter, ctx: MappingContext) -> dict[str, Any]:
         "type": types,
         "serviceType": CODES.service_type.concept(program),
         "subject": ctx.reference(PARTICIPANT_KIND, encounter.participant_id),
-        "participant": [
-            {"type": _participant_types(), "individual": ctx.reference(ROLE_KIND, encounter.specialist_id)},
-            {"type": _participant_types(), "individual": ctx.reference(SPECIALIST_KIND, encounter.specialist_id)},
-        ],
+        "participant": _participants(encounter.specialist_id, ctx),
     }
     period = {"start": encounter.start.isoformat()}
     if encounter.end is not None:

@@ -27,6 +27,16 @@ class Overlay(BaseModel):
     )
     note_type: str = Field(default="progress_note", description="Name of the note-type code in note.toml.")
     mrn_system: str | None = Field(default=None, description="Identifier system of this EHR's MRNs.")
+    targets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Resource.element -> resource types a reference there may point at, where the claimed "
+        "profile version narrows what the base resource allows (absent: every type the mapping can send)",
+    )
+
+    def allows(self, element: str, resource_type: str) -> bool:
+        """Whether this overlay's profiles let ``element`` reference a ``resource_type``."""
+        allowed = self.targets.get(element)
+        return allowed is None or resource_type in allowed
 
 
 def names() -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -240,8 +240,10 @@ async def list_deadletters(
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = None
-    connection: str | None = None
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None, max_length=10_000, description="Outbox ids (a database BIGINT); none = every dead letter."
+    )
+    connection: str | None = Field(default=None, max_length=100)
 
 
 @router.post("/deadletters/replay", summary="Queue dead letters again", operation_id="admin_replay_deadletters")

@@ -26,6 +26,17 @@ SCOPES_SUPPORTED = [
     "system/Task.crus",
     ADMIN_SCOPE,
 ]
+_OAUTH_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+            }
+        }
+    }
+}
 
 
 def _security(request: Request) -> Security:
@@ -66,6 +77,10 @@ def _address(request: Request) -> str | None:
     "/auth/token",
     summary="Token endpoint: client_credentials with a JWT client assertion (RS384 or ES384)",
     operation_id="auth_token",
+    responses={  # RFC 6749 section 5.2 errors; a body over the size limit is still a problem document
+        400: {"description": "invalid_request, invalid_client, invalid_grant, invalid_scope ...", **_OAUTH_ERROR},
+        401: {"description": "invalid_client", **_OAUTH_ERROR},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

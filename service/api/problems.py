@@ -35,6 +35,11 @@ _TITLES = {
 }
 
 
+def title(status: int) -> str:
+    """The problem title of an HTTP status."""
+    return _TITLES.get(status, "Error")
+
+
 FHIR_JSON = "application/fhir+json"
 FHIR_PREFIX = "/fhir"
 _FHIR_CODES = {

@@ -28,6 +28,7 @@ FULL = {
 }
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+BASE_CONSENT = "http://hl7.org/fhir/StructureDefinition/Consent"
 
 
 def ctx():
@@ -41,7 +42,7 @@ def _consent(**changes: Any) -> Consent:
 def test_golden_part2_consent_carries_security_labels_and_the_regulation():
     resource = consent.to_fhir(_consent(), ctx())
     FhirConsent.model_validate(resource)
-    assert "profile" not in resource["meta"]  # no US Core Consent profile in any overlay
+    assert resource["meta"]["profile"] == [BASE_CONSENT]  # no US Core Consent profile: the base definition
     security = [(c["system"], c["code"]) for c in resource["meta"]["security"]]
     assert security == [(CONFIDENTIALITY, "R"), (ACT_CODE, "42CFRPart2")]
     assert resource["policy"] == [{"uri": PART2_POLICY}]
@@ -66,7 +67,8 @@ def test_golden_part2_consent_carries_security_labels_and_the_regulation():
 def test_consent_without_substance_use_has_no_part2_labels():
     resource = consent.to_fhir(_consent(substance_use=False, categories=["goals"]), ctx())
     FhirConsent.model_validate(resource)
-    assert "meta" not in resource and "policy" not in resource
+    assert "security" not in resource["meta"] and "policy" not in resource
+    assert resource["meta"]["profile"] == [BASE_CONSENT]
     assert resource["policyRule"]["coding"][0]["code"] == "OPTIN"  # ppc-1: policy or policyRule
     assert_golden("consent", resource)
 
@@ -87,6 +89,7 @@ def test_overlays_agree_on_consent():
     for resource in outputs:
         FhirConsent.model_validate(resource)
     assert outputs[0] == outputs[1] == outputs[2]
+    assert all(resource["meta"]["profile"] == [BASE_CONSENT] for resource in outputs)
 
 
 def test_mapping_twice_is_byte_identical():

@@ -73,7 +73,17 @@ def test_golden_encounter_epic():
     resource = encounter.to_fhir(record(PeerEncounter, "encounter-1", **FULL), context("epic"))
     Encounter.model_validate(resource)
     assert resource["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter|3.1.1"]
+    # US Core 3.1.1: Encounter.participant.individual is Reference(US Core Practitioner) only
+    assert [p["individual"]["reference"] for p in resource["participant"]] == [
+        context("epic").reference("specialist", "specialist-1")["reference"]
+    ]
     assert_golden("encounter-epic", resource)
+
+
+def test_epic_encounter_still_names_the_specialist_on_the_way_back():
+    session = record(PeerEncounter, "encounter-1", **FULL)
+    epic = encounter.to_fhir(session, context("epic"))
+    assert encounter.from_fhir(epic, knowing(FULL, "epic")).specialist_id == "specialist-1"
 
 
 def test_epic_drops_the_extension_but_still_carries_the_categories():
