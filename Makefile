@@ -24,6 +24,7 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check service mappings tests
 	$(BIN)/ruff format --check service mappings tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

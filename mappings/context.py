@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappings.models import FhirValidationError, validate
 from service.domain import Program
-from service.fhir.models import FhirValidationError, validate
 
 from .ids import fhir_id, identifier_system
 from .profiles import Overlay, load_overlay

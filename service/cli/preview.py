@@ -28,7 +28,7 @@ def map_record(
     import orjson
 
     from service.domain.errors import PeerLinkError
-    from service.records.fhir_preview import fhir_resources
+    from service.fhir.render import fhir_resources
     from service.records.programs import get_by_code
     from service.store import Database
 

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain import Program
 from service.fhir import repository
-from service.records.fhir_preview import fhir_resources
+from service.fhir.render import fhir_resources
 from service.store import RecordRepository
 from service.store import kinds as k
 
 from .connections import EhrConnection
-from .outgoing import DEPENDENCY_TYPES, PREVIEW_KIND, PRIMARY_TYPE, Outgoing, in_order, is_dependency
+from .outgoing import DEPENDENCY_TYPES, PRIMARY_TYPE, Outgoing, in_order, is_dependency
 
 
 def merged(batches: list[list[Outgoing]]) -> list[Outgoing]:
@@ -58,7 +58,7 @@ async def collect(
     if connection.profile == "generic":
         return await collect_many(conn, program, connection, [(kind, record_id)])
     seen = {} if seen is None else seen
-    mapped = await fhir_resources(conn, program, PREVIEW_KIND[kind], record_id, connection.profile)
+    mapped = await fhir_resources(conn, program, kind, record_id, connection.profile)
     outgoing = {f"{r['resourceType']}/{r['id']}": Outgoing(r, True) for r in mapped}
     pending = [ref for o in list(outgoing.values()) for ref in o.references]
     while pending:
@@ -83,7 +83,7 @@ async def collect_many(
     if connection.profile != "generic":
         seen: dict[str, list[dict[str, Any]]] = {}
         return merged([await collect(conn, program, connection, kind, rid, seen) for kind, rid in changes])
-    wanted = {(PREVIEW_KIND[kind], record_id) for kind, record_id in changes}
+    wanted = {(kind, record_id) for kind, record_id in changes}
     outgoing: dict[str, Outgoing] = {}
     for row in await repository.resources_of_sources(conn, program.id, wanted):
         if row.resource_type == PRIMARY_TYPE.get(row.source_kind):

@@ -12,7 +12,6 @@ import orjson
 
 from service.auth.boundary import compartment_patient
 
-PREVIEW_KIND = {"encounter": "encounter", "note": "note", "care-team": "care-team"}
 PRIMARY_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
 DEPENDENCY_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter")
 ORDER = {t: i for i, t in enumerate((*DEPENDENCY_TYPES, "DocumentReference", "CareTeam"))}

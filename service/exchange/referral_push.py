@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.domain import Program
-from service.records.fhir_preview import fhir_resources
+from service.fhir.render import fhir_resources
 from service.settings import Settings
 from service.store import Database
 from service.store.tables import ehr_referrals

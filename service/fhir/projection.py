@@ -18,24 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
-from service.records.fhir_preview import all_records, fhir_resources
+from service.fhir.render import all_records, fhir_resources
 from service.store import kinds as k
 from service.store.tables import fhir_resources as resources_table
 from service.store.tables import fhir_search, fhir_versions
 
 from .search_params import SEARCH_PARAMS, index_values
-
-# stored record kind -> the preview kind whose FHIR it feeds
-_PREVIEW_KIND = {
-    "program": "program",
-    "participant": "participant",
-    "specialist": "specialist",
-    "encounter": "encounter",
-    "note": "note",
-    "referral": "referral",
-    "goal": "goal",
-    "consent": "consent",
-}
 
 
 def instant(moment: datetime) -> str:
@@ -43,10 +31,10 @@ def instant(moment: datetime) -> str:
 
 
 async def _affected(conn: AsyncConnection, program: Program, kind: str, record: Any) -> list[tuple[str, str]]:
-    """(preview kind, id) pairs whose FHIR a change of ``record`` can alter."""
+    """(record kind, id) pairs whose FHIR a change of ``record`` can alter."""
     if kind == "care_team_member":
         return [("care-team", record.participant_id)]
-    targets = [(_PREVIEW_KIND[kind], record.id)]
+    targets = [(kind, record.id)]  # a stored kind is also the renderer's kind
     if kind == "encounter":  # delivered sessions are outputs of the referral's Task
         referrals = await all_records(conn, k.REFERRALS, program.id, participant_id=record.participant_id)
         targets += [("referral", r.id) for r in referrals]

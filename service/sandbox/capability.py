@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from mappings.models import FHIR_VERSION
 from service import __version__
-from service.fhir.models import FHIR_VERSION
 from service.fhir.search_params import ParamType, SearchParam
 
 from .config import RESOURCE_TYPES, SandboxConfig

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from mappings.models import FhirValidationError, validate
 from service.auth.scopes import Interaction
 from service.domain.errors import (
     BadRequest,
@@ -27,7 +28,6 @@ from service.domain.errors import (
     PreconditionFailed,
     UnsupportedMediaType,
 )
-from service.fhir.models import FhirValidationError, validate
 
 from .auth import Caller
 from .capability import supported_search_params

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from mappings.models import validate
 from service import __version__
 from service.app import create_app
-from service.fhir.models import validate
 from service.fhir.search_params import SEARCH_PARAMS, ParamType
 from service.settings import Settings
 

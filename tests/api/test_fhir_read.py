@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from mappings.ids import fhir_id
+from mappings.models import validate
 from service.domain.errors import NotFound
-from service.fhir.models import validate
 from tests.conftest import token_headers
 from tests.factories import World, consent_body, create
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from mappings.ids import fhir_id
+from mappings.models import validate
 from service.app import create_app
 from service.audit.verify import verify
-from service.fhir.models import validate
 from service.settings import Settings
 from tests.audit.conftest import break_audit_writes, login, rows, with_audit_routes
 from tests.auth_support import assertion, rsa_key, token_form

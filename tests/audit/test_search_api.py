@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mappings.models import validate
 from service.audit import write
-from service.fhir.models import validate
 from tests.audit.conftest import login, record, rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert
 
+from mappings.models import validate
 from service.audit import AuditUnavailable, write, write_many
 from service.audit.chain import GENESIS, record_hash
 from service.audit.fhir import audit_event
 from service.audit.verify import verify
-from service.fhir.models import validate
 from service.store import Database
 from service.store.tables import review_flags
 from tests.audit.conftest import break_audit_writes, index_rows, record, rows

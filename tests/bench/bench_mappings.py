@@ -23,6 +23,7 @@ import orjson
 
 from mappings import care_team, consent, encounter, goal, note, organization, patient, practitioner, referral
 from mappings.context import MappingContext
+from mappings.models import model_class
 from service.domain import (
     CareTeamMember,
     Consent,
@@ -34,7 +35,6 @@ from service.domain import (
     Program,
     Referral,
 )
-from service.fhir.models import model_class
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 PROGRAM = Program(

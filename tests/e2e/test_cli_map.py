@@ -56,7 +56,7 @@ def run_map(env, *args):
     ],
 )
 def test_map_prints_valid_fhir(seeded, kind, resource_type):
-    from service.fhir.models import validate
+    from mappings.models import validate
 
     env, ids = seeded
     record_id = ids["participant" if kind == "care-team" else kind]

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from mappings import care_team
+from mappings.models import CareTeam, Practitioner
 from service.domain import CareTeamMember, CareTeamRole
-from service.fhir.models import CareTeam, Practitioner
 from tests.mappings.support import assert_golden, context, record
 
 NUCC = "http://nucc.org/provider-taxonomy"

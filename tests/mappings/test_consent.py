@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from mappings import consent
 from mappings.context import MappingError
+from mappings.models import Consent as FhirConsent
+from mappings.models import Organization
 from service.domain import Consent, ConsentFields, DataCategory
 from service.domain.consent import PART2_POLICY
-from service.fhir.models import Consent as FhirConsent
-from service.fhir.models import Organization
 from tests.mappings.support import STAMP, assert_golden, context, past_dates, record, safe_text
 
 FULL = {

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from mappings import encounter
 from mappings.context import MappingError
+from mappings.models import Encounter
 from service.domain import EncounterStatus, Modality, PeerEncounter, PeerEncounterFields, SupportCategory
-from service.fhir.models import Encounter
 from tests.mappings.support import STAMP, assert_golden, context, ids, record, safe_text
 
 CATEGORY_SYSTEM = "https://peer.example.org/ids/CodeSystem/peer-support-category"

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from mappings import goal
 from mappings.context import MappingError
+from mappings.models import Goal as FhirGoal
 from service.domain import Goal, GoalFields, GoalStatus
 from service.domain.goal import GoalDomain
-from service.fhir.models import Goal as FhirGoal
 from tests.mappings.support import assert_golden, context, past_dates, record, safe_text
 
 FULL = {

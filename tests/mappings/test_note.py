@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from mappings import note
 from mappings.codes import CodeTableError
 from mappings.context import MappingContext, MappingError
+from mappings.models import DocumentReference
 from mappings.profiles import load_overlay, names
 from service.domain import Note, NoteFields, PeerEncounter
-from service.fhir.models import DocumentReference
 from tests.mappings.support import PROGRAM, STAMP, assert_golden, context, ids, record
 
 SESSION = record(

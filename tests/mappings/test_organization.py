@@ -3,8 +3,8 @@
 import orjson
 
 from mappings import organization
+from mappings.models import Organization
 from service.domain import Program
-from service.fhir.models import Organization
 from tests.mappings.support import PROGRAM, assert_golden, context
 
 NPI = "1234567893"

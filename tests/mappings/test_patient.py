@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from mappings import patient
 from mappings.context import MappingError
+from mappings.models import Patient
 from service.domain import Participant, ParticipantFields
-from service.fhir.models import Patient
 from tests.mappings.support import assert_golden, context, names, past_dates, record, safe_text
 
 FULL = {

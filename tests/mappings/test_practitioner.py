@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from mappings import practitioner
 from mappings.context import MappingContext, MappingError
+from mappings.models import Practitioner, PractitionerRole
 from mappings.profiles import load_overlay
 from service.domain import LivedExperience, PeerSpecialist, PeerSpecialistFields, Program
-from service.fhir.models import Practitioner, PractitionerRole
 from tests.mappings.support import PROGRAM, assert_golden, context, names, record, safe_text
 
 NUCC_PEER = {"system": "http://nucc.org/provider-taxonomy", "code": "175T00000X", "display": "Peer Specialist"}

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from mappings import referral
 from mappings.context import MappingError
+from mappings.models import ServiceRequest, Task
 from service.domain import PeerEncounter, Referral, ReferralAction, ReferralFields, ReferralStatus, TransitionRequest
 from service.domain.referral import TRANSITIONS, ReferralState, apply
-from service.fhir.models import ServiceRequest, Task
 from tests.mappings.support import assert_golden, context, ids, names, record, safe_text
 
 SDOHCC = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/"

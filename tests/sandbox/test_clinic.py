@@ -9,8 +9,8 @@ import pytest
 
 from mappings import referral as referral_mapping
 from mappings.context import MappingContext, MappingError
+from mappings.models import validate
 from service.domain import ReferralStatus
-from service.fhir.models import validate
 from service.sandbox import ReferralRequest
 from service.sandbox import seed as sandbox_seed
 from tests.mappings.support import context

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from mappings.models import validate
 from service.cli.seed import _FAMILY, _GIVEN, HOSPITAL_MRN_SYSTEM
 from service.domain.common import _npi
-from service.fhir.models import validate
 from service.sandbox import seed as sandbox_seed
 from tests.sandbox.support import FHIR_JSON, ROOT
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from service.fhir.models import validate
+from mappings.models import validate
 from service.sandbox import Personality
 from service.sandbox.config import DEFAULT_TENANT
 from tests.auth_support import ec_key, rsa_key

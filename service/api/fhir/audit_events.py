@@ -15,12 +15,12 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from mappings.models import validate
 from service.api.access import AdminDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.audit import AuditRecord, write
 from service.audit import search as audit_search
 from service.audit.fhir import audit_event
-from service.fhir.models import validate
 
 from .responses import PrettyDep, base_url, fhir_response
 

@@ -24,8 +24,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from mappings.models import FHIR_VERSION, FhirValidationError, model_class, validate
 from service import __version__
-from service.fhir.models import FHIR_VERSION, FhirValidationError, model_class, validate
 from service.fhir.search_params import SEARCH_PARAMS, ParamType, SearchParam
 
 from .responses import PrettyDep, base_url, fhir_response

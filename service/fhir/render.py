@@ -1,4 +1,5 @@
-"""A stored record as the FHIR an EHR would receive: loads what the mapping needs, then maps it."""
+"""A stored record as its FHIR resources: the one renderer every write (the projection) and every
+delivery uses. It loads what the mapping needs, then maps it."""
 
 from __future__ import annotations
 
