@@ -26,6 +26,7 @@ RESOURCE_TYPES = {
     "goal": "Goal",
     "consent": "Consent",
     "service": "Procedure",
+    "assessment": "QuestionnaireResponse",
 }
 
 

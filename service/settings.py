@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         default=Path("var/keys"),
         description="Folder of the token-signing keys (signing-keys.json) and the demo client's key pair.",
     )
+    instruments_dir: Path | None = Field(
+        default=None,
+        description="Folder of the program's own outcome instruments and schedules (TOML, checked at start).",
+    )
     auth_required: bool = Field(
         default=True,
         description="Every /fhir and /peer request needs a bearer token. false only for local benchmarks.",

@@ -154,6 +154,13 @@ _PEER_RULES |= {
     "revoke_consent": Rule(Interaction.UPDATE, "Consent", peer=True),
     "read_program": Rule(None, peer=True),
     "participant_disclosures": Rule(None, peer=True, admin=True),
+    "list_instruments": Rule(None, peer=True),
+    "create_assessment": Rule(Interaction.CREATE, "QuestionnaireResponse", peer=True),
+    "amend_assessment": Rule(Interaction.CREATE, "QuestionnaireResponse", peer=True),
+    "read_assessment": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
+    "list_assessment": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
+    "list_due_assessments": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
+    "participant_outcomes": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
 }
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 

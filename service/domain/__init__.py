@@ -1,5 +1,6 @@
 """The peer-support domain: typed records, their invariants and state machines (no I/O)."""
 
+from .assessment import AdministeredBy, Assessment, AssessmentAnswers, AssessmentFields
 from .care_team import CareTeamMember, CareTeamMemberFields, CareTeamRole, ExternalClinician
 from .common import RecordMeta
 from .consent import Consent, ConsentFields, DataCategory
@@ -12,7 +13,11 @@ from .referral import Referral, ReferralAction, ReferralFields, ReferralStatus, 
 from .specialist import Certification, LivedExperience, PeerSpecialist, PeerSpecialistFields
 
 __all__ = [
+    "AdministeredBy",
     "AmendmentFields",
+    "Assessment",
+    "AssessmentAnswers",
+    "AssessmentFields",
     "CareTeamMember",
     "CareTeamMemberFields",
     "CareTeamRole",

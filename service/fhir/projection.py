@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
-from service.fhir.render import all_records, fhir_resources
+from service.fhir.render import all_records, fhir_resources, renders
 from service.store import kinds as k
 from service.store.tables import fhir_resources as resources_table
 from service.store.tables import fhir_search, fhir_versions
@@ -34,6 +34,8 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
     """(record kind, id) pairs whose FHIR a change of ``record`` can alter."""
     if kind == "care_team_member":
         return [("care-team", record.participant_id)]
+    if not renders(kind):
+        return []
     targets = [(kind, record.id)]  # a stored kind is also the renderer's kind
     if kind == "encounter":  # delivered sessions are outputs of the referral's Task
         referrals = await all_records(conn, k.REFERRALS, program.id, participant_id=record.participant_id)

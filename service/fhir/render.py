@@ -125,6 +125,11 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+def renders(kind: str) -> bool:
+    """Whether records of this kind have a FHIR form yet (an assessment has none so far)."""
+    return kind in LOADERS
+
+
 async def fhir_resources(
     conn: AsyncConnection, program: Program, kind: str, record_id: str, overlay: str = "generic"
 ) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from service.domain import (
     Program,
     Referral,
 )
+from service.domain.assessment import Assessment
 
 from . import tables
 from .repository import StoredKind
@@ -44,3 +45,10 @@ REFERRALS = StoredKind(
 )
 CONSENTS = StoredKind("consent", "consent", tables.consents, Consent, ("participant_id",))
 GOALS = StoredKind("goal", "goal", tables.goals, Goal, ("participant_id", "status"))
+ASSESSMENTS = StoredKind(
+    "assessment",
+    "assessment",
+    tables.assessments,
+    Assessment,
+    ("participant_id", "instrument", "completed_at", "status", "amends_id"),
+)

@@ -118,6 +118,17 @@ goals = Table(
     Column("status", String(20), nullable=False),
 )
 
+assessments = Table(
+    "assessments",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("instrument", String(64), nullable=False, index=True),
+    Column("completed_at", UTCDateTime, nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("amends_id", ID, ForeignKey("assessments.id"), nullable=True, index=True),
+)
+
 record_versions = Table(
     "record_versions",
     metadata,

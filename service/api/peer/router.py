@@ -10,6 +10,7 @@ from service.api.deps import require_json
 from service.records.types import ALL
 
 from .actions import router as actions_router
+from .assessments import router as assessments_router
 from .disclosures import router as disclosures_router
 from .records import record_router
 
@@ -18,6 +19,7 @@ from .records import record_router
 def peer_router() -> APIRouter:
     router = APIRouter(prefix="/peer/v1", dependencies=[Depends(require_json)])
     router.include_router(disclosures_router)
+    router.include_router(assessments_router)  # /assessments/due before /assessments/{id}
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
