@@ -97,10 +97,11 @@ def _answer(instrument: Instrument, item: Item, value: int) -> dict[str, Any]:
 
 
 def questionnaire_response(assessment: Assessment, instrument: Instrument, ctx: MappingContext) -> dict[str, Any]:
+    answered = assessment.answered
     items = []
     for item in instrument.items:
-        if item.link_id in assessment.answers:
-            answer = _answer(instrument, item, assessment.answers[item.link_id])
+        if item.link_id in answered:
+            answer = _answer(instrument, item, answered[item.link_id])
             items.append({"linkId": item.link_id, "text": item.text, "answer": [answer]})
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
@@ -145,11 +146,12 @@ def _observation(
 def to_fhir(assessment: Assessment, instrument: Instrument, ctx: MappingContext) -> list[dict[str, Any]]:
     """[QuestionnaireResponse, panel Observation, total Observation, one Observation per answered item]."""
     response = questionnaire_response(assessment, instrument, ctx)
+    answered = assessment.answered
     items = []
     for item in instrument.items:
-        if item.link_id in assessment.answers:
+        if item.link_id in answered:
             observation = _observation(assessment, ctx, item.link_id, _concept(item.code, item.text), response)
-            observation |= _answer(instrument, item, assessment.answers[item.link_id])
+            observation |= _answer(instrument, item, answered[item.link_id])
             if "valueCoding" in observation:
                 observation["valueCodeableConcept"] = {"coding": [observation.pop("valueCoding")]}
             items.append(ctx.finish(observation))

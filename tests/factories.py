@@ -111,6 +111,21 @@ def goal_body(participant_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+def assessment_body(participant_id: str, specialist_id: str, **overrides: Any) -> dict[str, Any]:
+    """A GAD-7 given by a peer specialist (total 7, mild)."""
+    items = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
+    body: dict[str, Any] = {
+        "participant_id": participant_id,
+        "instrument": "gad-7",
+        "answers": [{"link_id": item, "value": 1} for item in items],
+        "administered_by": "peer-specialist",
+        "specialist_id": specialist_id,
+        "completed_at": at(2).isoformat(),
+    }
+    body.update(overrides)
+    return body
+
+
 async def create(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = await client.post(f"/peer/v1/{path}", json=body)
     assert response.status_code == 201, response.text

@@ -28,10 +28,15 @@ class AssessmentStatus(StrEnum):
     AMENDED = "amended"  # this record corrects the one named by amends_id
 
 
+class Answer(DomainModel):
+    link_id: Token = Field(description="The item (the instrument's link id, e.g. the LOINC item code).")
+    value: int = Field(description="The value of the chosen answer option (GET /peer/v1/instruments lists them).")
+
+
 class AssessmentAnswers(DomainModel):
     """What a correction may change: the answers and the circumstances of the administration."""
 
-    answers: dict[Token, int] = Field(max_length=200, description="Item link id -> the answer's value.")
+    answers: list[Answer] = Field(max_length=200, description="One answer per answered item.")
     administered_by: AdministeredBy
     specialist_id: RecordId | None = Field(
         default=None, description="The peer specialist who administered it (required when administered_by is one)."
@@ -39,8 +44,16 @@ class AssessmentAnswers(DomainModel):
     encounter_id: RecordId | None = Field(default=None, description="The session it was given in, if any.")
     completed_at: AwareDatetime
 
+    @property
+    def answered(self) -> dict[str, int]:
+        """Item link id -> value."""
+        return {a.link_id: a.value for a in self.answers}
+
     @model_validator(mode="after")
     def _administered(self) -> Self:
+        links = [a.link_id for a in self.answers]
+        if twice := sorted({link for link in links if links.count(link) > 1}):
+            raise ValueError(f"items answered more than once: {', '.join(twice)}")
         if self.administered_by is AdministeredBy.PEER_SPECIALIST and self.specialist_id is None:
             raise ValueError("specialist_id is required when a peer specialist administered the assessment")
         return self
@@ -77,7 +90,9 @@ def score(instrument: Instrument, answers: Mapping[str, int]) -> AssessmentScore
         if instrument.item(link_id) is None:
             raise RuleViolation(
                 f"item {link_id} is not an item of {instrument.id}",
-                errors=[{"loc": ["answers", link_id], "msg": "unknown item", "type": "unknown_item"}],
+                errors=[
+                    {"loc": ["answers", link_id], "msg": "not an item of the instrument", "type": "extra_forbidden"}
+                ],
             )
     for item in instrument.items:
         value = answers.get(item.link_id)

@@ -50,7 +50,7 @@ async def create(
     if await RecordRepository(k.PARTICIPANTS).find(conn, program_id, fields.participant_id) is None:
         raise RuleViolation("participant_id names no participant in this program")
     await _check_circumstances(conn, program_id, fields.participant_id, fields)
-    scored = rules.score(instrument, fields.answers)
+    scored = rules.score(instrument, fields.answered)
     content = {
         **fields.model_dump(mode="json"),
         "instrument_version": instrument.version,
@@ -80,7 +80,7 @@ async def amend(
     state = rules.amendment_state(original, superseded=bool(corrections.items))
     instrument = registry.get(original.instrument, original.instrument_version)
     await _check_circumstances(conn, program_id, original.participant_id, correction)
-    scored = rules.score(instrument, correction.answers)
+    scored = rules.score(instrument, correction.answered)
     content = {
         "participant_id": original.participant_id,
         "instrument": original.instrument,

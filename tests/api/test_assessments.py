@@ -11,7 +11,11 @@ PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", 
 GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
 
 
-def phq9(values: list[int], **overrides: Any) -> dict[str, Any]:
+def listed(answers: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"link_id": link_id, "value": value} for link_id, value in answers.items()]
+
+
+def phq9(values: list[int], **overrides: int) -> dict[str, int]:
     return dict(zip(PHQ9_ITEMS, values, strict=True)) | overrides
 
 
@@ -19,7 +23,7 @@ def body(world: World, answers: dict[str, int], days_ago: int = 3, **overrides: 
     content: dict[str, Any] = {
         "participant_id": world.ids["participant"],
         "instrument": "phq-9",
-        "answers": answers,
+        "answers": listed(answers),
         "administered_by": "peer-specialist",
         "specialist_id": world.ids["specialist"],
         "encounter_id": world.ids["encounter"],
@@ -95,7 +99,7 @@ async def test_bad_answers_are_problems_naming_the_item(client):
     assert (await client.get("/peer/v1/assessments/nope")).status_code == 404
     assert (await client.get("/peer/v1/assessments?limit=0")).status_code == 422
     assert (await client.get("/peer/v1/participants/nope/outcomes")).status_code == 404
-    correction = {"answers": phq9([1] * 9), "administered_by": "participant", "completed_at": at(1).isoformat()}
+    correction = {"answers": listed(phq9([1] * 9)), "administered_by": "participant", "completed_at": at(1).isoformat()}
     assert (await client.post("/peer/v1/assessments/nope/amend", json=correction)).status_code == 404
     assert (await client.patch("/peer/v1/assessments/nope", json={})).status_code == 405
 

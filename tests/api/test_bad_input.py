@@ -156,6 +156,7 @@ CREATE_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "referrals": lambda ids: f.referral_body(ids["participant"]),
     "consents": lambda ids: f.consent_body(ids["participant"]),
     "goals": lambda ids: f.goal_body(ids["participant"]),
+    "assessments": lambda ids: f.assessment_body(ids["participant"], ids["specialist"]),
 }
 
 ACTION_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
@@ -166,6 +167,11 @@ ACTION_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "complete_referral": lambda ids: {"by": BY, "outcome_summary": "Connected with housing services"},
     "cancel_referral": lambda ids: {"by": BY, "reason": "The clinic withdrew the referral"},
     "amend_note": lambda ids: {"author_id": ids["specialist"], "text": "Correction: the call is on Tuesday."},
+    "amend_assessment": lambda ids: {
+        k: v
+        for k, v in f.assessment_body(ids["participant"], ids["specialist"]).items()
+        if k not in ("participant_id", "instrument")
+    },
 }
 
 # The actions that bring a fresh record into the state an action starts from.
@@ -330,7 +336,10 @@ async def etag_of(client: httpx.AsyncClient, op: Op, record_id: str) -> str:
 
 @pytest.fixture
 async def world(client: httpx.AsyncClient) -> World:
-    return await World(client).build()
+    built = await World(client).build()
+    body = f.assessment_body(built.ids["participant"], built.ids["specialist"])
+    built.ids["assessment"] = (await f.create(client, "assessments", body))["id"]
+    return built
 
 
 # --- the endpoint lists -------------------------------------------------------------------------
@@ -595,6 +604,8 @@ async def test_record_of_another_program_is_404(client: httpx.AsyncClient, datab
     ours = client.headers["Authorization"]
     client.headers.update(other)
     theirs = await World(client).build()
+    assessment = f.assessment_body(theirs.ids["participant"], theirs.ids["specialist"])
+    theirs.ids["assessment"] = (await f.create(client, "assessments", assessment))["id"]
     client.headers["Authorization"] = ours
     before = await snapshot(client, other)
     expect = Expect()

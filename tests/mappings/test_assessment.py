@@ -24,7 +24,7 @@ def _assessment(instrument, answers, **overrides):
         "participant_id": "participant-1",
         "instrument": instrument.id,
         "instrument_version": instrument.version,
-        "answers": answers,
+        "answers": [{"link_id": k, "value": v} for k, v in answers.items()],
         "administered_by": "peer-specialist",
         "specialist_id": "specialist-1",
         "encounter_id": "encounter-1",

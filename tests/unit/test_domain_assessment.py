@@ -142,8 +142,11 @@ def test_an_out_of_range_answer_is_refused_naming_the_item(case, data):
 
 def test_an_unknown_item_is_refused():
     answers = _answers_totalling(GAD7, 3) | {"44250-9": 1}
-    with pytest.raises(RuleViolation, match="44250-9"):
+    with pytest.raises(RuleViolation, match="44250-9") as caught:
         score(GAD7, answers)
+    assert (
+        caught.value.errors[0]["loc"] == ["answers", "44250-9"] and caught.value.errors[0]["type"] == "extra_forbidden"
+    )
 
 
 def test_phq9_item_9_above_zero_raises_the_safety_flag():
@@ -194,7 +197,7 @@ def _assessment(ident: str, days: int, total: int, amends: str | None = None) ->
         participant_id="x",
         instrument="phq-9",
         instrument_version="1.0.0",
-        answers={},
+        answers=[],
         administered_by=AdministeredBy.PARTICIPANT,
         completed_at=at,
         total=total,
@@ -216,7 +219,10 @@ def test_corrected_assessments_do_not_stand_and_only_the_newest_can_be_amended()
 
 def test_peer_administration_names_the_specialist():
     with pytest.raises(ValueError, match="specialist_id"):
-        AssessmentAnswers(answers={}, administered_by="peer-specialist", completed_at=datetime.now(UTC))
+        AssessmentAnswers(answers=[], administered_by="peer-specialist", completed_at=datetime.now(UTC))
+    twice = [{"link_id": "44250-9", "value": 1}, {"link_id": "44250-9", "value": 2}]
+    with pytest.raises(ValueError, match="more than once: 44250-9"):
+        AssessmentAnswers(answers=twice, administered_by="participant", completed_at=datetime.now(UTC))
 
 
 SCHEDULE = REGISTRY.schedule("any")
