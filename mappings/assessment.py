@@ -25,11 +25,9 @@ KIND = "assessment"
 OBSERVATION_KIND = "assessment-observation"
 
 
-class Profiles(BaseModel):
+class Extensions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    questionnaire_response: str
-    observation: str
     ordinal_value: str
 
 
@@ -37,7 +35,7 @@ class AssessmentCodes(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     survey: Code
-    profiles: Profiles
+    extensions: Extensions
 
 
 CODES = codes.load("assessment", AssessmentCodes)
@@ -56,7 +54,7 @@ def questionnaire(instrument: Instrument, ctx: MappingContext) -> dict[str, Any]
     for item in instrument.items:
         options = []
         for option in instrument.answer_lists[item.answers]:
-            ordinal = {"url": CODES.profiles.ordinal_value, "valueDecimal": option.value}
+            ordinal = {"url": CODES.extensions.ordinal_value, "valueDecimal": option.value}
             value = {"valueCoding": _coding(option.code)} if option.code else {"valueInteger": option.value}
             options.append({"extension": [ordinal], **value})
         entry: dict[str, Any] = {"linkId": item.link_id}
@@ -106,7 +104,6 @@ def questionnaire_response(assessment: Assessment, instrument: Instrument, ctx: 
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": ctx.id_for(KIND, assessment.id),
-        "meta": {"profile": [CODES.profiles.questionnaire_response]},
         "identifier": ctx.identifier(KIND, assessment.id),
         "questionnaire": f"{instrument.url}|{instrument.version}",
         "status": "amended" if assessment.status is AssessmentStatus.AMENDED else "completed",
@@ -127,7 +124,6 @@ def _observation(
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": _observation_id(ctx, assessment, part),
-        "meta": {"profile": [CODES.profiles.observation]},
         "status": "amended" if assessment.status is AssessmentStatus.AMENDED else "final",
         "category": [CODES.survey.concept()],
         "code": code,
