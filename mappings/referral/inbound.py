@@ -13,7 +13,8 @@ from service.domain.common import IdentifierType
 
 from ..context import MappingContext, MappingError, check_valid
 from ..patient import CODES as PATIENT_CODES
-from .model import CODES, ELEMENTS, KIND, NPI_SYSTEM, InboundReferral
+from ..primitives import date_time
+from .model import CODES, ELEMENTS, KIND, NPI_SYSTEM, TASK_KIND, InboundReferral
 
 
 def _validated(resource: dict[str, Any], resource_type: str) -> None:
@@ -215,8 +216,27 @@ def _reason_of(service_request: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "code": first.get("code"), "system": first.get("system")}
 
 
-def _clinic_identifiers(service_request: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any]]:
-    """The clinic's own identifiers of its order (ours, the program's referral identifier, left out)."""
+def clinic_identifiers(resource: Mapping[str, Any], ctx: MappingContext, kind: str = KIND) -> list[dict[str, Any]]:
+    """The clinic's own identifiers of its order or Task (ours, the program's identifier of ``kind``,
+    left out), once each in the order sent."""
+    own_system = ctx.identifier(kind, "")["system"]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for ident in resource.get("identifier") or []:
+        if ident.get("system") and ident.get("value") and ident.get("system") != own_system:
+            found.setdefault(
+                (ident["system"], ident["value"]),
+                {
+                    "type": _identifier_type(ident).value,
+                    "system": ident["system"],
+                    "value": ident["value"],
+                    "assigner": (ident.get("assigner") or {}).get("display"),
+                },
+            )
+    return list(found.values())
+
+
+def _order_identifiers(service_request: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any]]:
+    """The order's identifiers; the same one twice is the clinic's mistake and refused as before."""
     own_system = ctx.identifier(KIND, "")["system"]
     return [
         {
@@ -246,6 +266,8 @@ def from_fhir(service_request: dict[str, Any], task: dict[str, Any] | None, ctx:
     participant_id = ctx.resolve(service_request.get("subject"), "ServiceRequest.subject")
     if not service_request.get("authoredOn"):
         raise MappingError("ServiceRequest.authoredOn", "required: when the clinic made the referral")
+    authored = service_request["authoredOn"]
+    requested_at = date_time(authored, "ServiceRequest.authoredOn")
     clinician, organization = _requester(service_request, task)
     data = {
         "participant_id": participant_id,
@@ -253,8 +275,11 @@ def from_fhir(service_request: dict[str, Any], task: dict[str, Any] | None, ctx:
         "referring_clinician": clinician,
         "reason": _reason_of(service_request),
         "priority": service_request.get("priority") or "routine",
-        "requested_at": service_request["authoredOn"],
-        "identifiers": _clinic_identifiers(service_request, ctx),
+        "requested_at": requested_at,
+        # kept when our instant would not give back what was sent (a date, a month, 'Z', a fraction)
+        "authored_on": None if requested_at.isoformat() == authored else authored,
+        "identifiers": _order_identifiers(service_request, ctx),
+        "task_identifiers": clinic_identifiers(task, ctx, TASK_KIND) if task is not None else [],
     }
     try:
         fields = ReferralFields.model_validate(data)

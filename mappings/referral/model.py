@@ -98,5 +98,7 @@ ELEMENTS = {
     "reason": "ServiceRequest.reasonCode",
     "priority": "ServiceRequest.priority",
     "requested_at": "ServiceRequest.authoredOn",
+    "authored_on": "ServiceRequest.authoredOn",
     "identifiers": "ServiceRequest.identifier",
+    "task_identifiers": "Task.identifier",
 }

@@ -64,6 +64,11 @@ def _contained(referral: Referral) -> list[dict[str, Any]]:
     return [role, practitioner, organization]
 
 
+def authored_on(referral: Referral) -> str:
+    """When the clinic made the referral, as it sent it (its precision kept), else our instant."""
+    return referral.authored_on or referral.requested_at.isoformat()
+
+
 def _reason(referral: Referral) -> dict[str, Any]:
     reason = referral.reason
     concept: dict[str, Any] = {}
@@ -87,7 +92,7 @@ def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
         "code": CODES.service.concept(),
         "priority": referral.priority.value,
         "subject": ctx.reference("participant", referral.participant_id),
-        "authoredOn": referral.requested_at.isoformat(),
+        "authoredOn": authored_on(referral),
         "requester": {
             "reference": _local(ids.role),
             "type": "PractitionerRole",
@@ -135,7 +140,7 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
     task: dict[str, Any] = {
         "resourceType": "Task",
         "id": ctx.id_for(TASK_KIND, referral.id),
-        "identifier": [ctx.identifier(TASK_KIND, referral.id)],
+        "identifier": [ctx.identifier(TASK_KIND, referral.id), *map(identifier_to_fhir, referral.task_identifiers)],
         "status": CODES.task_status[referral.status],
     }
     if referral.status in (ReferralStatus.REJECTED, ReferralStatus.CANCELLED) and step and step.reason:
@@ -148,7 +153,7 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
             "code": CODES.task_code.concept(),
             "focus": ctx.reference(KIND, referral.id),
             "for": ctx.reference("participant", referral.participant_id),
-            "authoredOn": referral.requested_at.isoformat(),
+            "authoredOn": authored_on(referral),
             "lastModified": (step.at if step else referral.requested_at).isoformat(),
             "requester": _clinic(referral.referring_organization),
             "owner": (

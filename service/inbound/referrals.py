@@ -11,6 +11,7 @@ we hold creates nothing: it may only restate the clinic's request.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +29,7 @@ from .outcomes import Outcome
 from .patients import referred_participant
 
 REFERRAL = "referral"
+TASK_IDENTIFIER = "referral-task"
 
 
 def clinic_identifiers(service_request: Mapping[str, Any], own_system: str) -> list[tuple[str, str]]:
@@ -109,6 +111,39 @@ async def check_restates(
         raise refused(where("Task.for"), "is not the person the ServiceRequest is for")
 
 
+async def keep_task_identifiers(
+    conn: AsyncConnection, program: Program, ctx: MappingContext, task: Mapping[str, Any], referral: Referral
+) -> None:
+    """The clinic's identifiers of a Task sent for a referral we hold are kept beside those it has
+    (a resend adds nothing); each is claimed for the referral."""
+    held = {(i.system, i.value) for i in referral.task_identifiers}
+    new = [
+        i
+        for i in referral_map.clinic_identifiers(task, ctx, referral_map.TASK_KIND)
+        if (i["system"], i["value"]) not in held
+    ]
+    if not new:
+        return
+    at = operations.utcnow()
+    for ident in new:
+        await claim_task_identifier(conn, program.id, ident["system"], ident["value"], referral.id, at)
+    kept = [i.model_dump(mode="json") for i in referral.task_identifiers] + new
+    await operations.update(
+        conn, program.id, REFERRALS, referral.id, {"task_identifiers": kept}, expected_version=None, now=at
+    )
+
+
+async def claim_task_identifier(
+    conn: AsyncConnection, program_id: str, system: str, value: str, referral_id: str, at: datetime
+) -> None:
+    """Claim a clinic's Task identifier for a referral; one naming another referral is a conflict."""
+    owner = await claimed(conn, program_id, TASK_IDENTIFIER, system, value)
+    if owner is not None and owner != referral_id:
+        raise Conflict("the Task's identifier names another referral of this program")
+    if owner is None:
+        await claim(conn, program_id, TASK_IDENTIFIER, system, value, referral_id, at)
+
+
 async def receive_referral(
     conn: AsyncConnection,
     program: Program,
@@ -132,6 +167,7 @@ async def receive_referral(
             referral: Referral = await REFERRALS.repository.get(conn, program.id, existing)
             check_valid_resource(task, "Task", where)
             await check_restates(conn, program, task, referral, known, where)
+            await keep_task_identifiers(conn, program, ctx, task, referral)
         return Outcome("ServiceRequest", ctx.id_for(REFERRAL, existing), created=False)
     reference, participant_id = await referred_participant(conn, program, ctx, service_request, known, where)
     ctx = MappingContext(program, ctx.overlay, {**known, reference: participant_id})
@@ -152,4 +188,6 @@ async def receive_referral(
     created: Referral = await operations.create(conn, program.id, REFERRALS, inbound.fields, at)
     for system, value in sorted({(i.system, i.value) for i in inbound.fields.identifiers}):
         await claim(conn, program.id, REFERRAL, system, value, created.id, at)
+    for ident in created.task_identifiers:
+        await claim_task_identifier(conn, program.id, ident.system, ident.value, created.id, at)
     return Outcome("ServiceRequest", ctx.id_for(REFERRAL, created.id), created=True)
