@@ -26,7 +26,7 @@ Choices (see also mappings/codes/referral.toml):
   No resulting-activity outputs: that slice wants a Procedure reference or a US Core procedure code.
 """
 
-from .inbound import clinic_identifiers, from_fhir, status_from_task
+from .inbound import NOTHING, Supporting, clinic_identifiers, from_fhir, status_from_task
 from .model import (
     CODES,
     ELEMENTS,
@@ -36,6 +36,7 @@ from .model import (
     TASK_KIND,
     CategoryCodes,
     ContainedIds,
+    ContextLink,
     InboundReferral,
     OutputCodes,
     ReferralCodes,
@@ -49,14 +50,17 @@ __all__ = [
     "ELEMENTS",
     "INTENT",
     "KIND",
+    "NOTHING",
     "NPI_SYSTEM",
     "TASK_KIND",
     "CategoryCodes",
     "ContainedIds",
+    "ContextLink",
     "InboundReferral",
     "OutputCodes",
     "ReferralCodes",
     "RequestStatus",
+    "Supporting",
     "TaskStatus",
     "clinic_identifiers",
     "from_fhir",

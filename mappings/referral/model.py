@@ -3,7 +3,7 @@ the NPI system, the resource kinds, and what an inbound referral reads as."""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -76,6 +76,15 @@ class ReferralCodes(BaseModel):
             if missing:
                 raise ValueError(f"{table} has no entry for {', '.join(sorted(missing))}")
         return self
+
+
+class ContextLink(NamedTuple):
+    """A resource of the referral's clinical context, as the ServiceRequest links it: as its reason
+    (reasonReference) or as supporting information (supportingInfo)."""
+
+    resource_type: str
+    resource_id: str
+    reason: bool
 
 
 class InboundReferral(BaseModel):

@@ -13,7 +13,7 @@ from service.domain.referral import Referral, ReferralTransition
 from ..context import MappingContext
 from ..patient import CODES as PATIENT_CODES
 from ..patient import identifier_to_fhir
-from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND
+from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND, ContextLink
 
 
 def _local(ref_id: str) -> str:
@@ -79,9 +79,9 @@ def _reason(referral: Referral) -> dict[str, Any]:
     return concept
 
 
-def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
+def _service_request(referral: Referral, ctx: MappingContext, links: Sequence[ContextLink]) -> dict[str, Any]:
     ids = CODES.contained
-    return {
+    request = {
         "resourceType": "ServiceRequest",
         "id": ctx.id_for(KIND, referral.id),
         "contained": _contained(referral),
@@ -101,6 +101,11 @@ def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
         "performer": [ctx.reference("program", ctx.program.id, ctx.program.name)],
         "reasonCode": [_reason(referral)],
     }
+    if reasons := [{"reference": f"{x.resource_type}/{x.resource_id}"} for x in links if x.reason]:
+        request["reasonReference"] = reasons
+    if supporting := [{"reference": f"{x.resource_type}/{x.resource_id}"} for x in links if not x.reason]:
+        request["supportingInfo"] = supporting
+    return request
 
 
 def _clinic(org: Organization) -> dict[str, Any]:
@@ -169,7 +174,11 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
 
 
 def to_fhir(
-    referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter] = ()
+    referral: Referral,
+    ctx: MappingContext,
+    encounters: Sequence[PeerEncounter] = (),
+    context: Sequence[ContextLink] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral."""
-    return ctx.finish(_service_request(referral, ctx)), ctx.finish(_task(referral, ctx, encounters))
+    """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral,
+    ``context`` the clinical context the clinic sent with it (linked from the ServiceRequest)."""
+    return ctx.finish(_service_request(referral, ctx, context)), ctx.finish(_task(referral, ctx, encounters))

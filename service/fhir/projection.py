@@ -35,6 +35,7 @@ _PREVIEW_KIND = {
     "referral": "referral",
     "goal": "goal",
     "consent": "consent",
+    "clinical_context": "clinical-context",
 }
 
 
@@ -46,6 +47,8 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
     """(preview kind, id) pairs whose FHIR a change of ``record`` can alter."""
     if kind == "care_team_member":
         return [("care-team", record.participant_id)]
+    if kind == "clinical_context":  # the kept resources, and the ServiceRequest that links them
+        return [("clinical-context", record.referral_id), ("referral", record.referral_id)]
     targets = [(_PREVIEW_KIND[kind], record.id)]
     if kind == "encounter":  # delivered sessions are outputs of the referral's Task
         referrals = await all_records(conn, k.REFERRALS, program.id, participant_id=record.participant_id)

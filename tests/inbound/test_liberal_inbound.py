@@ -107,3 +107,83 @@ async def test_a_task_posted_alone_with_its_identifier_keeps_it(client):
 
 
 _unused = (SR_URL, T_URL)
+
+
+# --- 3. what a referral needs, from what clinics send ---------------------------------------------
+FOOD_INSECURITY = {
+    "resourceType": "Condition",
+    "id": "food",
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "733423003", "display": "Food insecurity"}]},
+    "subject": {"reference": "#pat"},
+}
+
+
+async def test_reason_from_a_reason_reference_to_a_contained_condition(client):
+    body = service_request(reasonCode=None, reasonReference=[{"reference": "#food"}])
+    body["contained"].append(FOOD_INSECURITY)
+    response = await post(client, "/ServiceRequest", body)
+    assert response.status_code == 201, response.text
+    referral = await referral_of(client, response.json())
+    assert referral["reason"] == {"text": "Food insecurity", "code": "733423003", "system": "http://snomed.info/sct"}
+
+
+async def test_reason_from_a_reason_reference_to_a_condition_in_the_transaction(client):
+    bundle = transaction_bundle()
+    sr = bundle["entry"][1]["resource"]
+    del sr["reasonCode"]
+    sr["reasonReference"] = [{"reference": "urn:uuid:6a1a6f0e-0000-4000-8000-00000000000c"}]
+    condition = {k: v for k, v in FOOD_INSECURITY.items() if k != "id"}
+    condition["subject"] = {"reference": bundle["entry"][0]["fullUrl"]}
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:6a1a6f0e-0000-4000-8000-00000000000c",
+            "resource": condition,
+            "request": {"method": "POST", "url": "Condition"},
+        }
+    )
+    response = await post(client, "", bundle)
+    assert response.status_code == 200, response.text
+    served_sr, kept = response.json()["entry"][1]["resource"], response.json()["entry"][3]["resource"]
+    assert served_sr["reasonReference"] == [{"reference": f"Condition/{kept['id']}"}]
+    assert (await referral_of(client, served_sr))["reason"]["text"] == "Food insecurity"
+
+
+async def test_a_reason_reference_naming_nothing_sent_is_refused_naming_it(client):
+    response = await post(
+        client, "/ServiceRequest", service_request(reasonCode=None, reasonReference=[{"reference": "Condition/x"}])
+    )
+    assert response.status_code == 422, response.text
+    assert expressions(response) == ["ServiceRequest.reasonReference[0]"]
+
+
+async def test_a_practitioner_requester_without_organization_takes_the_clients(anonymous, database, program):
+    from tests.conftest import token_headers
+
+    scopes = "system/*.rs system/ServiceRequest.c system/Task.cu"
+    headers = await token_headers(
+        anonymous, database, program, "bhc", scopes, organization="urn:oid:2.16.840.1.113883.19.5|BHC-7"
+    )
+    body = service_request(requester={"reference": "#dr"})
+    body["contained"] = [r for r in body["contained"] if r["resourceType"] in ("Patient", "Practitioner")]
+    response = await post(anonymous, "/ServiceRequest", body, **headers)
+    assert response.status_code == 201, response.text
+    contained = {r["resourceType"]: r for r in response.json()["contained"]}
+    assert contained["Practitioner"]["name"][0]["family"] == "Water"
+    assert contained["Organization"]["identifier"] == [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "BHC-7"}]
+
+
+async def test_a_practitioner_requester_without_organization_from_a_program_client_names_the_requester(client):
+    body = service_request(requester={"reference": "#dr"})
+    body["contained"] = [r for r in body["contained"] if r["resourceType"] in ("Patient", "Practitioner")]
+    response = await post(client, "/ServiceRequest", body)
+    assert response.status_code == 422, response.text
+    assert expressions(response) == ["ServiceRequest.requester"]
+
+
+async def test_a_resent_service_request_is_found_by_the_clinics_id(client, database):
+    body = service_request(order=None, id="clinic-sr-1")
+    first = await post(client, "/ServiceRequest", body)
+    assert first.status_code == 201, first.text
+    again = await post(client, "/ServiceRequest", body)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
