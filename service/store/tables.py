@@ -201,6 +201,26 @@ external_identifiers = Table(
     Index(None, "kind", "record_id"),
 )
 
+# A referral's clinical context: the resources a clinic sent beside its ServiceRequest (requester,
+# reason Condition, Observations, Consent ...), kept as received (references rewritten to what PeerLink
+# serves), one row per (referral, type, the clinic's key for it); projected into fhir_resources.
+clinical_context = Table(
+    "clinical_context",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("referral_id", ID, nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("clinic_key", String(800), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("role", String(20), nullable=False),  # reason | supporting
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "referral_id", "resource_type", "clinic_key"),
+    Index(None, "program_id", "referral_id"),
+)
+
 # Records created from inbound FHIR that a person should look at (a participant created because no
 # participant had the hospital's MRN); resolved_at is set once someone has.
 review_flags = Table(
