@@ -111,8 +111,10 @@ class Outcomes:
         error = refusal if isinstance(refusal, Refused) else Refused(refusal)
         reason = error.reason
         async with self._database.transaction() as conn:
-            finished = {"ehr_status": error.status, "ehr_outcome": error.outcome}
-            await outbox.finish(conn, [row.pk], self._worker, "dead", now, reason[:500], **finished)
+            status, outcome = error.status, error.outcome
+            await outbox.finish(
+                conn, [row.pk], self._worker, "dead", now, reason[:500], ehr_status=status, ehr_outcome=outcome
+            )
             await write(
                 conn,
                 AuditRecord(
