@@ -109,16 +109,18 @@ def ehr_import(
     if not isinstance(entries, list):
         raise fail("the file must hold a list of connections (or {connections: [...]})")
 
-    async def work(conn: Any) -> list[str]:
+    async def work(conn: Any) -> list[Any]:
         program_id = await find_program_id(conn, program or settings.default_program)
         added = []
         for entry in entries:
             if await connections.find(conn, str(entry.get("name"))) is None:
-                added.append((await connections.add(conn, program_id, dict(entry), datetime.now(UTC))).name)
+                added.append(await connections.add(conn, program_id, dict(entry), datetime.now(UTC)))
         return added
 
     added = with_database(settings, work)
-    typer.echo(f"{len(added)} connection(s) added: {', '.join(added) or '-'}")
+    typer.echo(f"{len(added)} connection(s) added: {', '.join(c.name for c in added) or '-'}")
+    for connection in added:
+        _warn_scopes(connection)
 
 
 @ehr_app.command("list")

@@ -103,3 +103,20 @@ async def test_ehr_test_passes_when_the_grant_covers_what_it_pushes(ehr, cli, da
     done = await cli("test", "hospital")
     assert done.exit_code == 0, done.output
     assert "PASS  scopes" in done.stdout
+
+
+async def test_ehr_import_warns_for_each_connection_whose_scopes_leave_something_out(cli, database, program, tmp_path):
+    import yaml
+
+    common = {"base_url": BASE, "client_id": "peerlink", "organization": HOSPITAL_KEY}
+    key = str(private_key_file(tmp_path))
+    listing = tmp_path / "connections.yaml"
+    entries = [
+        {"name": "wide", **common, "key_file": key},
+        {"name": "narrow", "scopes": NO_ROLE, **common, "key_file": key},
+    ]
+    listing.write_text(yaml.safe_dump(entries))
+    done = await cli("import", str(listing))
+    assert done.exit_code == 0, done.output
+    assert "2 connection(s) added: wide, narrow" in done.stdout
+    assert "narrow do not cover" in done.stderr and "wide" not in done.stderr
