@@ -267,6 +267,9 @@ ehr_connections = Table(
     Column("token_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # the EHR refused a transaction Bundle: its batches go as single writes until this is cleared
+    Column("bundles_refused_at", UTCDateTime, nullable=True),
+    Column("bundles_refused_reason", String(500), nullable=True),
 )
 
 # The transactional outbox: a row per change an EHR should see, written in the transaction of the
@@ -289,6 +292,10 @@ outbox = Table(
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("last_error", String(500), nullable=True),
+    # what the EHR answered when it refused: its HTTP status and its OperationOutcome's issues (severity,
+    # code, diagnostics, details.text; never resource content), truncated
+    Column("ehr_status", Integer, nullable=True),
+    Column("ehr_outcome", String(500), nullable=True),
     Index(None, "state", "next_attempt_at"),
     Index(None, "connection", "participant_id", "pk"),
     Index(
