@@ -1,7 +1,7 @@
 """outbound refusals: a connection's refused transaction Bundles, and what the EHR said of a dead letter
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06 06:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from service.store.types import UTCDateTime
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
