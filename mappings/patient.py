@@ -13,6 +13,7 @@ from service.domain.participant import Participant
 from . import codes
 from .codes import Code
 from .context import MappingContext, MappingError, check_valid
+from .primitives import day_of
 
 KIND = "participant"
 CONTACT_SYSTEMS = ("phone", "sms", "email")
@@ -143,7 +144,7 @@ def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> ParticipantField
             "prefix": name.get("prefix") or [],
             "suffix": name.get("suffix") or [],
         },
-        "birth_date": resource["birthDate"],
+        "birth_date": day_of(resource["birthDate"], "Patient.birthDate"),
         "gender": resource["gender"],
         "telecom": telecom,
         "address": address,

@@ -50,6 +50,12 @@ class Metrics:
         self.token_failures_ehr = Gauge(
             "peerlink_ehr_token_failures", "Failed token requests to an EHR", ["connection"], registry=r
         )
+        self.bundles_refused = Gauge(
+            "peerlink_ehr_bundles_refused",
+            "1 while an EHR's batches go as single writes because it refused a transaction Bundle",
+            ["connection"],
+            registry=r,
+        )
         self.pool_in_use = Gauge("peerlink_db_pool_in_use", "Database connections checked out", registry=r)
         self.pool_size = Gauge("peerlink_db_pool_size", "Database connections held by the pool", registry=r)
 
@@ -71,7 +77,8 @@ class Metrics:
                     )
                 )
             ).all()
-            failures = (await conn.execute(select(ehr_connections.c.name, ehr_connections.c.token_failures))).all()
+            c = ehr_connections.c
+            failures = (await conn.execute(select(c.name, c.token_failures, c.bundles_refused_at))).all()
         waiting: dict[str, tuple[int, Any]] = {}
         retries: dict[str, int] = {}
         for name, state, count, oldest, attempts in rows:
@@ -88,8 +95,9 @@ class Metrics:
             if name not in waiting:
                 self.outbox_depth.labels(name).set(0)
                 self.outbox_oldest.labels(name).set(0.0)
-        for name, count in failures:
+        for name, count, refused_at in failures:
             self.token_failures_ehr.labels(name).set(count)
+            self.bundles_refused.labels(name).set(0 if refused_at is None else 1)
 
     def _pool(self, database: Database) -> None:
         pool: Any = database.engine.pool

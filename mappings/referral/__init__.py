@@ -14,6 +14,8 @@ Choices (see also mappings/codes/referral.toml):
 - ServiceRequest.identifier: PeerLink's business identifier first, then the clinic's own identifiers
   of its order (placer order number and the like), kept as the clinic sent them so that a resend or
   a conditional create (If-None-Exist: identifier=system|value) finds the same referral.
+- Task.identifier: PeerLink's identifier of its Task first, then the clinic's own identifiers of the
+  Task it sent with (or for) the order, so that Task?identifier=<clinic system>|<value> finds it.
 - Task.requester is the clinic as a logical reference (identifier + display), Task.owner is the
   assigned peer specialist's PractitionerRole once the referral is accepted, before that the
   program's Organization (also ServiceRequest.performer).
@@ -24,7 +26,7 @@ Choices (see also mappings/codes/referral.toml):
   No resulting-activity outputs: that slice wants a Procedure reference or a US Core procedure code.
 """
 
-from .inbound import from_fhir, status_from_task
+from .inbound import NOTHING, Supporting, clinic_identifiers, from_fhir, status_from_task
 from .model import (
     CODES,
     ELEMENTS,
@@ -34,6 +36,7 @@ from .model import (
     TASK_KIND,
     CategoryCodes,
     ContainedIds,
+    ContextLink,
     InboundReferral,
     OutputCodes,
     ReferralCodes,
@@ -47,15 +50,19 @@ __all__ = [
     "ELEMENTS",
     "INTENT",
     "KIND",
+    "NOTHING",
     "NPI_SYSTEM",
     "TASK_KIND",
     "CategoryCodes",
     "ContainedIds",
+    "ContextLink",
     "InboundReferral",
     "OutputCodes",
     "ReferralCodes",
     "RequestStatus",
+    "Supporting",
     "TaskStatus",
+    "clinic_identifiers",
     "from_fhir",
     "status_from_task",
     "to_fhir",

@@ -13,7 +13,8 @@ from service.domain.common import IdentifierType
 
 from ..context import MappingContext, MappingError, check_valid
 from ..patient import CODES as PATIENT_CODES
-from .model import CODES, ELEMENTS, KIND, NPI_SYSTEM, InboundReferral
+from ..primitives import date_time
+from .model import CODES, ELEMENTS, KIND, NPI_SYSTEM, TASK_KIND, InboundReferral
 
 
 def _validated(resource: dict[str, Any], resource_type: str) -> None:
@@ -44,24 +45,34 @@ def _status_from_request(service_request: dict[str, Any]) -> ReferralStatus:
     raise MappingError("ServiceRequest.status", f"{status!r} cannot start or change a referral")
 
 
-def _contained_by_id(resource: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
-    found: dict[str, tuple[int, dict[str, Any]]] = {}
+Supporting = Mapping[str, tuple[str, dict[str, Any]]]
+"""Resources sent beside the ServiceRequest (a transaction's entries): reference as written -> (the
+element it was sent as, the resource)."""
+NOTHING: Supporting = {}
+
+
+def _contained_by_id(resource: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
     for i, item in enumerate(resource.get("contained") or []):
         if isinstance(item, dict) and item.get("id"):
-            found[str(item["id"])] = (i, item)
+            found[str(item["id"])] = (f"ServiceRequest.contained[{i}]", item)
     return found
 
 
 def _target(
-    ref: Mapping[str, Any] | None, contained: dict[str, tuple[int, dict[str, Any]]], where: str
+    ref: Mapping[str, Any] | None,
+    contained: Mapping[str, tuple[str, dict[str, Any]]],
+    where: str,
+    supporting: Supporting = NOTHING,
 ) -> tuple[str, dict[str, Any]] | None:
-    """The contained resource a local reference points at (with its element path), else None."""
+    """The contained or supporting resource a reference points at (with its element path), else None."""
     target = (ref or {}).get("reference")
     if isinstance(target, str) and target.startswith("#"):
         if target[1:] not in contained:
             raise MappingError(where, f"{target} names no contained resource")
-        index, resource = contained[target[1:]]
-        return f"ServiceRequest.contained[{index}]", resource
+        return contained[target[1:]]
+    if isinstance(target, str) and target in supporting:
+        return supporting[target]
     return None
 
 
@@ -140,11 +151,14 @@ def _organization_from_reference(ref: Mapping[str, Any], where: str) -> dict[str
 
 
 def _organization(
-    ref: Mapping[str, Any] | None, contained: dict[str, tuple[int, dict[str, Any]]], where: str
+    ref: Mapping[str, Any] | None,
+    contained: Mapping[str, tuple[str, dict[str, Any]]],
+    where: str,
+    supporting: Supporting = NOTHING,
 ) -> dict[str, Any] | None:
     if not ref:
         return None
-    found = _target(ref, contained, where)
+    found = _target(ref, contained, where, supporting)
     if found is not None:
         path, resource = found
         if resource.get("resourceType") != "Organization":
@@ -155,15 +169,34 @@ def _organization(
     return _organization_from_reference(ref, where) if ref.get("display") else None
 
 
-def _requester(service_request: dict[str, Any], task: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(referring clinician, referring organization) from the requester, contained resources or Task."""
-    where = "ServiceRequest.requester"
+def _clinician_reference(
+    service_request: dict[str, Any], task: dict[str, Any] | None, supporting: Supporting
+) -> tuple[str, Mapping[str, Any]]:
+    """(element, reference) of the referring clinician: ServiceRequest.requester, else a Task.requester
+    that names a Practitioner or PractitionerRole."""
     requester = service_request.get("requester")
-    if not requester:
-        raise MappingError(where, "the referring clinician is required")
+    if requester:
+        return "ServiceRequest.requester", requester
+    task_requester = (task or {}).get("requester") or {}
+    found = _target(task_requester, {}, "Task.requester", supporting)
+    kind = found[1].get("resourceType") if found else _referenced_type(task_requester)
+    if kind in ("Practitioner", "PractitionerRole"):
+        return "Task.requester", task_requester
+    raise MappingError("ServiceRequest.requester", "the referring clinician is required")
+
+
+def _requester(
+    service_request: dict[str, Any],
+    task: dict[str, Any] | None,
+    supporting: Supporting = NOTHING,
+    default_organization: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(referring clinician, referring organization) from the requester, contained or supporting
+    resources or Task; the organization last from ``default_organization`` (the sending client's)."""
+    where, requester = _clinician_reference(service_request, task, supporting)
     contained = _contained_by_id(service_request)
     organization: dict[str, Any] | None = None
-    found = _target(requester, contained, where)
+    found = _target(requester, contained, where, supporting)
     if found is not None:
         path, resource = found
         kind = resource.get("resourceType")
@@ -171,13 +204,13 @@ def _requester(service_request: dict[str, Any], task: dict[str, Any] | None) -> 
             practitioner_ref = resource.get("practitioner")
             if not practitioner_ref:
                 raise MappingError(f"{path}.practitioner", "the referring clinician is required")
-            inner = _target(practitioner_ref, contained, f"{path}.practitioner")
+            inner = _target(practitioner_ref, contained, f"{path}.practitioner", supporting)
             clinician = (
                 _clinician_from_resource(inner[1], inner[0])
                 if inner is not None
                 else _clinician_from_reference(practitioner_ref, f"{path}.practitioner")
             )
-            organization = _organization(resource.get("organization"), contained, f"{path}.organization")
+            organization = _organization(resource.get("organization"), contained, f"{path}.organization", supporting)
         elif kind == "Practitioner":
             clinician = _clinician_from_resource(resource, path)
         else:
@@ -187,12 +220,17 @@ def _requester(service_request: dict[str, Any], task: dict[str, Any] | None) -> 
     else:
         raise MappingError(where, "must name the referring clinician (Practitioner or PractitionerRole)")
     if organization is None and task is not None:
-        organization = _organization(task.get("requester"), {}, "Task.requester")
+        organization = _organization(task.get("requester"), {}, "Task.requester", supporting)
     if organization is None:
-        orgs = [(i, r) for i, r in contained.values() if r.get("resourceType") == "Organization"]
+        orgs = [(p, r) for p, r in contained.values() if r.get("resourceType") == "Organization"]
+        sent = {p: r for p, r in supporting.values() if r.get("resourceType") == "Organization"}
+        if not orgs and len(sent) == 1:
+            orgs = list(sent.items())
         if orgs:
-            index, org = orgs[0]
-            organization = _organization_from_resource(org, f"ServiceRequest.contained[{index}]")
+            path, org = orgs[0]
+            organization = _organization_from_resource(org, path)
+    if organization is None and default_organization is not None:
+        organization = dict(default_organization)
     if organization is None:
         raise MappingError(
             where,
@@ -202,21 +240,62 @@ def _requester(service_request: dict[str, Any], task: dict[str, Any] | None) -> 
     return clinician, organization
 
 
-def _reason_of(service_request: dict[str, Any]) -> dict[str, Any]:
-    reasons = service_request.get("reasonCode") or []
-    if not reasons:
-        raise MappingError("ServiceRequest.reasonCode", "a reason for the referral is required")
-    concept = reasons[0]
-    codings = [c for c in concept.get("coding") or [] if c.get("code")]
+def _concept_reason(concept: Mapping[str, Any], element: str) -> dict[str, Any] | None:
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
     text = concept.get("text") or next((c.get("display") for c in codings if c.get("display")), None)
     if not text:
-        raise MappingError("ServiceRequest.reasonCode[0].text", "a reason for the referral is required")
+        return None
     first = codings[0] if codings else {}
     return {"text": text, "code": first.get("code"), "system": first.get("system")}
 
 
-def _clinic_identifiers(service_request: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any]]:
-    """The clinic's own identifiers of its order (ours, the program's referral identifier, left out)."""
+def _reason_of(service_request: dict[str, Any], supporting: Supporting = NOTHING) -> dict[str, Any]:
+    """The reason from reasonCode, else from the Condition (or Observation) a reasonReference names."""
+    reasons = service_request.get("reasonCode") or []
+    if reasons:
+        reason = _concept_reason(reasons[0], "ServiceRequest.reasonCode[0]")
+        if reason is None:
+            raise MappingError("ServiceRequest.reasonCode[0].text", "a reason for the referral is required")
+        return reason
+    references = service_request.get("reasonReference") or []
+    if not references:
+        raise MappingError("ServiceRequest.reasonCode", "a reason for the referral is required")
+    where = "ServiceRequest.reasonReference[0]"
+    found = _target(references[0], _contained_by_id(service_request), where, supporting)
+    if found is not None:
+        path, resource = found
+        reason = _concept_reason(resource.get("code") or {}, f"{path}.code")
+        if reason is None:
+            raise MappingError(f"{path}.code", "the reason for the referral needs a code or text")
+        return reason
+    if references[0].get("display"):
+        return {"text": references[0]["display"], "code": None, "system": None}
+    raise MappingError(
+        where, "names no Condition sent with the referral (send it in the transaction, or give a display)"
+    )
+
+
+def clinic_identifiers(resource: Mapping[str, Any], ctx: MappingContext, kind: str = KIND) -> list[dict[str, Any]]:
+    """The clinic's own identifiers of its order or Task (ours, the program's identifier of ``kind``,
+    left out), once each in the order sent."""
+    own_system = ctx.identifier(kind, "")["system"]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for ident in resource.get("identifier") or []:
+        if ident.get("system") and ident.get("value") and ident.get("system") != own_system:
+            found.setdefault(
+                (ident["system"], ident["value"]),
+                {
+                    "type": _identifier_type(ident).value,
+                    "system": ident["system"],
+                    "value": ident["value"],
+                    "assigner": (ident.get("assigner") or {}).get("display"),
+                },
+            )
+    return list(found.values())
+
+
+def _order_identifiers(service_request: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any]]:
+    """The order's identifiers; the same one twice is the clinic's mistake and refused as before."""
     own_system = ctx.identifier(KIND, "")["system"]
     return [
         {
@@ -237,24 +316,42 @@ def _check_focus(service_request: dict[str, Any], task: dict[str, Any]) -> None:
         raise MappingError("Task.focus", "does not point at the ServiceRequest given with it")
 
 
-def from_fhir(service_request: dict[str, Any], task: dict[str, Any] | None, ctx: MappingContext) -> InboundReferral:
-    """A clinic's ServiceRequest (and its Task, when sent) as a referral; unknown elements are ignored."""
+def from_fhir(
+    service_request: dict[str, Any],
+    task: dict[str, Any] | None,
+    ctx: MappingContext,
+    *,
+    supporting: Supporting = NOTHING,
+    default_organization: Mapping[str, Any] | None = None,
+) -> InboundReferral:
+    """A clinic's ServiceRequest (and its Task, when sent) as a referral; unknown elements are ignored.
+    ``supporting``: the resources sent beside it, by the references that name them (the requester,
+    its organization, the reason's Condition); ``default_organization``: the referring organization
+    when none is given (the sending client's registered one)."""
     _validated(service_request, "ServiceRequest")
     if task is not None:
         _validated(task, "Task")
         _check_focus(service_request, task)
     participant_id = ctx.resolve(service_request.get("subject"), "ServiceRequest.subject")
-    if not service_request.get("authoredOn"):
+    authored_element = "ServiceRequest.authoredOn"
+    if not service_request.get("authoredOn") and task is not None and task.get("authoredOn"):
+        authored_element = "Task.authoredOn"
+    authored = service_request.get("authoredOn") or (task or {}).get("authoredOn")
+    if not authored:
         raise MappingError("ServiceRequest.authoredOn", "required: when the clinic made the referral")
-    clinician, organization = _requester(service_request, task)
+    requested_at = date_time(authored, authored_element)
+    clinician, organization = _requester(service_request, task, supporting, default_organization)
     data = {
         "participant_id": participant_id,
         "referring_organization": organization,
         "referring_clinician": clinician,
-        "reason": _reason_of(service_request),
+        "reason": _reason_of(service_request, supporting),
         "priority": service_request.get("priority") or "routine",
-        "requested_at": service_request["authoredOn"],
-        "identifiers": _clinic_identifiers(service_request, ctx),
+        "requested_at": requested_at,
+        # kept when our instant would not give back what was sent (a date, a month, 'Z', a fraction)
+        "authored_on": None if requested_at.isoformat() == authored else authored,
+        "identifiers": _order_identifiers(service_request, ctx),
+        "task_identifiers": clinic_identifiers(task, ctx, TASK_KIND) if task is not None else [],
     }
     try:
         fields = ReferralFields.model_validate(data)

@@ -3,7 +3,7 @@ the NPI system, the resource kinds, and what an inbound referral reads as."""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -78,6 +78,15 @@ class ReferralCodes(BaseModel):
         return self
 
 
+class ContextLink(NamedTuple):
+    """A resource of the referral's clinical context, as the ServiceRequest links it: as its reason
+    (reasonReference) or as supporting information (supportingInfo)."""
+
+    resource_type: str
+    resource_id: str
+    reason: bool
+
+
 class InboundReferral(BaseModel):
     """What a clinic's ServiceRequest (and optional Task) says about a referral."""
 
@@ -98,5 +107,7 @@ ELEMENTS = {
     "reason": "ServiceRequest.reasonCode",
     "priority": "ServiceRequest.priority",
     "requested_at": "ServiceRequest.authoredOn",
+    "authored_on": "ServiceRequest.authoredOn",
     "identifiers": "ServiceRequest.identifier",
+    "task_identifiers": "Task.identifier",
 }

@@ -13,7 +13,7 @@ from service.domain.referral import Referral, ReferralTransition
 from ..context import MappingContext
 from ..patient import CODES as PATIENT_CODES
 from ..patient import identifier_to_fhir
-from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND
+from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND, ContextLink
 
 
 def _local(ref_id: str) -> str:
@@ -64,6 +64,11 @@ def _contained(referral: Referral) -> list[dict[str, Any]]:
     return [role, practitioner, organization]
 
 
+def authored_on(referral: Referral) -> str:
+    """When the clinic made the referral, as it sent it (its precision kept), else our instant."""
+    return referral.authored_on or referral.requested_at.isoformat()
+
+
 def _reason(referral: Referral) -> dict[str, Any]:
     reason = referral.reason
     concept: dict[str, Any] = {}
@@ -74,9 +79,9 @@ def _reason(referral: Referral) -> dict[str, Any]:
     return concept
 
 
-def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
+def _service_request(referral: Referral, ctx: MappingContext, links: Sequence[ContextLink]) -> dict[str, Any]:
     ids = CODES.contained
-    return {
+    request = {
         "resourceType": "ServiceRequest",
         "id": ctx.id_for(KIND, referral.id),
         "contained": _contained(referral),
@@ -87,7 +92,7 @@ def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
         "code": CODES.service.concept(),
         "priority": referral.priority.value,
         "subject": ctx.reference("participant", referral.participant_id),
-        "authoredOn": referral.requested_at.isoformat(),
+        "authoredOn": authored_on(referral),
         "requester": {
             "reference": _local(ids.role),
             "type": "PractitionerRole",
@@ -96,6 +101,11 @@ def _service_request(referral: Referral, ctx: MappingContext) -> dict[str, Any]:
         "performer": [ctx.reference("program", ctx.program.id, ctx.program.name)],
         "reasonCode": [_reason(referral)],
     }
+    if reasons := [{"reference": f"{x.resource_type}/{x.resource_id}"} for x in links if x.reason]:
+        request["reasonReference"] = reasons
+    if supporting := [{"reference": f"{x.resource_type}/{x.resource_id}"} for x in links if not x.reason]:
+        request["supportingInfo"] = supporting
+    return request
 
 
 def _clinic(org: Organization) -> dict[str, Any]:
@@ -135,7 +145,7 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
     task: dict[str, Any] = {
         "resourceType": "Task",
         "id": ctx.id_for(TASK_KIND, referral.id),
-        "identifier": [ctx.identifier(TASK_KIND, referral.id)],
+        "identifier": [ctx.identifier(TASK_KIND, referral.id), *map(identifier_to_fhir, referral.task_identifiers)],
         "status": CODES.task_status[referral.status],
     }
     if referral.status in (ReferralStatus.REJECTED, ReferralStatus.CANCELLED) and step and step.reason:
@@ -148,7 +158,7 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
             "code": CODES.task_code.concept(),
             "focus": ctx.reference(KIND, referral.id),
             "for": ctx.reference("participant", referral.participant_id),
-            "authoredOn": referral.requested_at.isoformat(),
+            "authoredOn": authored_on(referral),
             "lastModified": (step.at if step else referral.requested_at).isoformat(),
             "requester": _clinic(referral.referring_organization),
             "owner": (
@@ -164,7 +174,11 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
 
 
 def to_fhir(
-    referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter] = ()
+    referral: Referral,
+    ctx: MappingContext,
+    encounters: Sequence[PeerEncounter] = (),
+    context: Sequence[ContextLink] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral."""
-    return ctx.finish(_service_request(referral, ctx)), ctx.finish(_task(referral, ctx, encounters))
+    """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral,
+    ``context`` the clinical context the clinic sent with it (linked from the ServiceRequest)."""
+    return ctx.finish(_service_request(referral, ctx, context)), ctx.finish(_task(referral, ctx, encounters))

@@ -219,6 +219,7 @@ async def metrics(access: AdminDep, program: ProgramDep, database: DatabaseDep) 
             "withheld": states["states"].get("withheld", 0),
             "last_success": None,
             "token_failures": 0,
+            "bundles_refused": connection.bundles_refused_at is not None,
         }
     async with database.read() as conn:
         c = ehr_connections.c

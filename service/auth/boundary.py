@@ -2,7 +2,8 @@
 
 A consent opens the participant's resources of the consented categories to the recipient
 organisation for the consent's period (until revoked); a referral opens to the clinic that sent it
-its own ServiceRequest and Task and the referred participant's Patient. Both are kept as rows of
+its own ServiceRequest and Task, the clinical context it sent with them (``clinical_context``) and the
+referred participant's Patient. Both are kept as rows of
 ``access_grants``, rewritten in the transaction that changes the consent or referral, and every
 read, search, include and history query of an organisation's client carries :func:`visible`.
 The program's own clients (no organisation) see everything of the program.
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mappings.clinical_context import KEPT_TYPES, PATIENT_ELEMENTS
 from mappings.ids import fhir_id
 from service.domain import Program
 from service.domain.common import Organization
@@ -66,7 +68,7 @@ def compartment_patient(resource: dict[str, Any]) -> str | None:
     if resource.get("resourceType") == "Patient":
         found: str | None = resource.get("id")
         return found
-    for element in ("subject", "patient", "for"):
+    for element in PATIENT_ELEMENTS:
         reference = (resource.get(element) or {}).get("reference")
         match = _PATIENT_REF.match(reference or "")
         if match:
@@ -103,7 +105,9 @@ async def sync(conn: AsyncConnection, program: Program, kind: str, record: Any) 
                 for resource_type, source_id in types
             ]
     elif isinstance(record, Referral):
+        # the referral's own resources and the clinical context the clinic sent with it
         types = [("Patient", None), ("ServiceRequest", record.id), ("Task", record.id)]
+        types += [(t, record.id) for t in KEPT_TYPES if t not in PUBLIC_TYPES]
         for organization in organization_keys(record.referring_organization):
             rows += [
                 {

@@ -7,8 +7,9 @@ import typer
 
 from service.cli.audit import audit_app
 from service.cli.auth import clients_app, keys_app, token
-from service.cli.exchange import deadletters_app, ehr_app, worker
+from service.cli.exchange import ehr_app
 from service.cli.gateway import migrate, seed, serve
+from service.cli.outbox import deadletters_app, worker
 from service.cli.preview import map_record, openapi
 from service.cli.up import up
 from service.exchange.conformance.command import check

@@ -1,22 +1,19 @@
-"""`peerlink ehr ...`, `peerlink worker` and `peerlink deadletters ...`: EHR connections and the
-outbox from the command line (the admin API offers the same)."""
+"""`peerlink ehr ...`: EHR connections from the command line (the admin API offers the same); the
+worker and the dead letters are ``service.cli.outbox``'s."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from service.cli.common import fail, find_program_id, with_database
 from service.settings import get_settings
 
 ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)
-deadletters_app = typer.Typer(help="Changes an EHR would not take (dead letters).", no_args_is_help=True)
 
 
 def _fields(**given: Any) -> dict[str, Any]:
@@ -76,8 +73,21 @@ def ehr_add(
 
     created, queued = with_database(settings, work)
     typer.echo(f"connection {created.name} added ({created.base_url}; pushes {','.join(created.push)})")
+    _warn_scopes(created)
     if backfill:
         typer.echo(f"backfill: {queued} change(s) queued")
+
+
+def _warn_scopes(connection: Any) -> None:
+    """On stderr: the scopes what the connection pushes and polls needs that it does not ask for."""
+    lacking = connection.missing_scopes()
+    if lacking:
+        typer.echo(
+            f"warning: the scopes of {connection.name} do not cover what it pushes and polls; missing: "
+            f"{' '.join(lacking)} (deliveries of those will be refused; `peerlink ehr test {connection.name}` "
+            "checks what the EHR grants)",
+            err=True,
+        )
 
 
 @ehr_app.command("import")
@@ -99,16 +109,18 @@ def ehr_import(
     if not isinstance(entries, list):
         raise fail("the file must hold a list of connections (or {connections: [...]})")
 
-    async def work(conn: Any) -> list[str]:
+    async def work(conn: Any) -> list[Any]:
         program_id = await find_program_id(conn, program or settings.default_program)
         added = []
         for entry in entries:
             if await connections.find(conn, str(entry.get("name"))) is None:
-                added.append((await connections.add(conn, program_id, dict(entry), datetime.now(UTC))).name)
+                added.append(await connections.add(conn, program_id, dict(entry), datetime.now(UTC)))
         return added
 
     added = with_database(settings, work)
-    typer.echo(f"{len(added)} connection(s) added: {', '.join(added) or '-'}")
+    typer.echo(f"{len(added)} connection(s) added: {', '.join(c.name for c in added) or '-'}")
+    for connection in added:
+        _warn_scopes(connection)
 
 
 @ehr_app.command("list")
@@ -119,9 +131,14 @@ def ehr_list() -> None:
     for connection in with_database(get_settings(), connections.list_all):
         state = "enabled" if connection.enabled else "disabled"
         poll = f"poll every {connection.poll_seconds}s" if connection.poll_referrals else "no polling"
+        refused = connection.bundles_refused_at
+        writes = "bundles"
+        if refused is not None:
+            when = refused.isoformat(timespec="seconds")
+            writes = f"single writes: Bundles refused {when} ({connection.bundles_refused_reason})"
         typer.echo(
             f"{connection.name}\t{state}\t{connection.base_url}\t{connection.profile}\t"
-            f"push {','.join(connection.push)}\t{poll}"
+            f"push {','.join(connection.push)}\t{poll}\t{writes}"
         )
 
 
@@ -171,6 +188,9 @@ def ehr_update(
     poll_seconds: Annotated[int | None, typer.Option(help="Seconds between polls (900..86400).")] = None,
     task_owner: Annotated[str | None, typer.Option(help="Task.owner of the program's Tasks at the EHR.")] = None,
     rate: Annotated[int | None, typer.Option(help="Requests per second at most (1..1000).")] = None,
+    retry_bundles: Annotated[
+        bool, typer.Option("--retry-bundles", help="Try transaction Bundles again after the EHR refused one.")
+    ] = False,
 ) -> None:
     """Change a connection's settings (a new URL, a rotated key, ...); what is queued for it and what
     the EHR holds are kept. Workers pick the change up at their next delivery."""
@@ -192,13 +212,20 @@ def ehr_update(
         task_owner=task_owner,
         rate_per_second=rate,
     )
-    if not changes:
+    if not changes and not retry_bundles:
         raise fail("nothing to change: give at least one option (see --help)")
     actor = _lifecycle_actor()
-    updated = with_database(
-        get_settings(), lambda conn: lifecycle.change(conn, name, changes, datetime.now(UTC), actor)
-    )
-    typer.echo(f"connection {updated.name} updated ({', '.join(sorted(changes))})")
+
+    async def work(conn: Any) -> Any:
+        now = datetime.now(UTC)
+        updated = await lifecycle.change(conn, name, changes, now, actor) if changes else None
+        return await lifecycle.retry_bundles(conn, name, now, actor) if retry_bundles else updated
+
+    updated = with_database(get_settings(), work)
+    changed = sorted(changes) + (["bundles (refusal cleared)"] if retry_bundles else [])
+    typer.echo(f"connection {updated.name} updated ({', '.join(changed)})")
+    if {"scopes", "push", "poll_referrals"} & set(changes):
+        _warn_scopes(updated)
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
@@ -261,6 +288,16 @@ def ehr_resync(
     typer.echo(f"resync: {result['forgotten']} delivered resource(s) forgotten, {result['queued']} change(s) queued")
 
 
+def _scopes_check(connection: Any, granted: str | None) -> tuple[str, bool, str]:
+    """Whether the scopes asked for, and those the token answer grants (its ``scope``; none said: those
+    asked for), cover what the connection pushes and polls."""
+    lacking = connection.missing_scopes(granted) if granted is not None else connection.missing_scopes()
+    if not lacking:
+        return ("scopes", True, "granted" if granted is not None else "asked (the EHR did not say what it granted)")
+    said = "granted" if granted is not None else "asked for"
+    return ("scopes", False, f"not {said}, needed for what it pushes and polls: {' '.join(lacking)}")
+
+
 @ehr_app.command("test")
 def ehr_test(name: Annotated[str, typer.Argument()]) -> None:
     """Discovery, a token and the CapabilityStatement of a connection's EHR; exit 1 on failure."""
@@ -281,6 +318,7 @@ def ehr_test(name: Annotated[str, typer.Argument()]) -> None:
                 results.append(("token endpoint", True, await client.token_url()))
                 await client.access_token()
                 results.append(("access token", True, "issued"))
+                results.append(_scopes_check(connection, client.granted_scopes))
                 statement = await client.capabilities()
                 results.append(("CapabilityStatement", True, f"FHIR {statement.get('fhirVersion', '?')}"))
             except TokenFailure as error:
@@ -315,65 +353,3 @@ def ehr_poll(name: Annotated[str, typer.Argument()]) -> None:
             await database.dispose()
 
     typer.echo(f"{asyncio.run(run())} new referral(s)")
-
-
-def worker(
-    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
-) -> None:
-    """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
-    cleanly (what it holds goes back to the queue)."""
-    from service.exchange.worker import Worker
-    from service.heap import freeze_heap
-    from service.logs import configure_logging
-    from service.store import Database
-
-    settings = get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    freeze_heap()  # the modules' long-lived objects out of the collector's full scans, as `peerlink serve`
-
-    async def run() -> None:
-        database = Database(settings.database_url)
-        job = Worker(database, settings)
-        try:
-            if once:
-                delivered = await job.drain()
-                typer.echo(f"{delivered} change(s) handled")
-                return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
-            await job.run(stop)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
-
-
-@deadletters_app.command("list")
-def deadletters_list(
-    connection: Annotated[str | None, typer.Option(help="Only this connection.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-) -> None:
-    """Changes given up on, with the reason."""
-    from service.exchange import outbox
-
-    rows = with_database(get_settings(), lambda conn: outbox.dead_letters(conn, connection))
-    if as_json:
-        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-        return
-    for row in rows:
-        typer.echo(f"{row['id']}\t{row['connection']}\t{row['kind']}/{row['record_id']}\t{row['reason']}")
-    typer.echo(f"{len(rows)} dead letter(s)")
-
-
-@deadletters_app.command("replay")
-def deadletters_replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all).")] = None,
-    connection: Annotated[str | None, typer.Option(help="Only this connection.")] = None,
-) -> None:
-    """Queue dead letters again (after the EHR or the record was fixed)."""
-    from service.exchange import outbox
-
-    count = with_database(get_settings(), lambda conn: outbox.replay(conn, ids, connection, datetime.now(UTC)))
-    typer.echo(f"{count} change(s) queued again")

@@ -101,9 +101,15 @@ def _npi(value: str) -> str:
     return value
 
 
+_ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
+_HTTP_WITHOUT_HOST = re.compile(r"^https?:(?!//[^/\s?#]+)", re.IGNORECASE)
+
+
 def _uri(value: str) -> str:
-    if not re.match(r"^(https?://[^\s]+|urn:(oid|uuid):[^\s]+)$", value):
-        raise ValueError("must be an absolute http(s) URL or a urn:oid:/urn:uuid: URI")
+    """Any absolute URI (RFC 3986: a scheme, then no whitespace), as FHIR's Identifier.system asks:
+    http(s) URLs, urn:oid:, urn:uuid:, urn:example:..., and any other scheme."""
+    if not _ABSOLUTE_URI.match(value) or _HTTP_WITHOUT_HOST.match(value):
+        raise ValueError("must be an absolute URI (a scheme such as https: or urn:, with no spaces)")
     return value
 
 
@@ -120,6 +126,15 @@ Uri = Annotated[str, Field(max_length=500), AfterValidator(_uri)]
 UsState = Annotated[str, AfterValidator(_us_state)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(min_length=1, max_length=20_000)]
+FhirDateTime = Annotated[
+    str,
+    Field(
+        max_length=40,
+        pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])"
+        r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$",
+        description="A FHIR dateTime as it was sent: YYYY, YYYY-MM, YYYY-MM-DD or a date-time with a zone.",
+    ),
+]
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")]
 
 

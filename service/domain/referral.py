@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from .common import (
     DomainModel,
+    FhirDateTime,
     HumanName,
     Identifier,
     LongText,
@@ -91,13 +92,23 @@ class ReferralFields(DomainModel):
     reason: ReferralReason
     priority: Priority = Priority.ROUTINE
     requested_at: AwareDatetime
+    authored_on: FhirDateTime | None = Field(
+        default=None,
+        description="The clinic's ServiceRequest.authoredOn as sent, its precision kept (requested_at is its "
+        "first instant).",
+    )
     identifiers: list[Identifier] = Field(
         default_factory=list,
         max_length=20,
         description="The referring clinic's own identifiers of its order (ServiceRequest.identifier).",
     )
+    task_identifiers: list[Identifier] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The referring clinic's own identifiers of its Task for the order (Task.identifier).",
+    )
 
-    @field_validator("identifiers")
+    @field_validator("identifiers", "task_identifiers")
     @classmethod
     def _distinct_identifiers(cls, identifiers: list[Identifier]) -> list[Identifier]:
         keys = [(i.system, i.value) for i in identifiers]

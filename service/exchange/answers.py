@@ -10,22 +10,45 @@ from typing import Any
 import httpx
 import orjson
 
+from .refusal import outcome_summary, refuses_bundles
+
 RETRYABLE_STATUSES = frozenset({408, 409, 412, 423, 425, 429, 503})
 """Client-error statuses that say "not now" rather than "never" (every 5xx is retryable too)."""
 
 
-class Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None, token: bool = False) -> None:
+class Refused(Exception):
+    """Why a delivery did not go through; ``status`` and ``outcome`` are what the EHR answered (its HTTP
+    status, its OperationOutcome's issues: ``refusal.outcome_summary``), when it answered."""
+
+    def __init__(self, reason: str, status: int | None = None, outcome: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
+        self.outcome = outcome
+
+
+class Retryable(Refused):
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        token: bool = False,
+        *,
+        status: int | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        super().__init__(reason, status, outcome)
         self.retry_after = retry_after
         self.token = token
 
 
-class Permanent(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class Permanent(Refused):
+    pass
+
+
+class BundleRefused(Permanent):
+    """The EHR refuses transaction Bundles as such (``refusal.refuses_bundles``): the same writes go
+    one by one."""
 
 
 def json_of(response: httpx.Response) -> Any:
@@ -33,14 +56,35 @@ def json_of(response: httpx.Response) -> Any:
     return orjson.loads(response.content)
 
 
-def outcome_text(response: httpx.Response) -> str:
-    """Status and OperationOutcome issue codes only: an EHR's diagnostics may echo patient data."""
+def body_of(response: httpx.Response) -> Any:
+    """The parsed body of an answer, or None when it is not JSON."""
     try:
-        body = json_of(response)
-        codes = [i.get("code", "?") for i in body.get("issue", [])] if isinstance(body, dict) else []
+        return json_of(response)
     except ValueError:
-        codes = []
+        return None
+
+
+def outcome_text(response: httpx.Response) -> str:
+    """Status and OperationOutcome issue codes only (the reason logged and audited); the diagnostics go
+    with the dead letter alone (``refused``)."""
+    body = body_of(response)
+    codes = [i.get("code", "?") for i in body.get("issue", [])] if isinstance(body, dict) else []
     return f"HTTP {response.status_code}" + (f" ({', '.join(codes)})" if codes else "")
+
+
+def refused(response: httpx.Response, *, bundle: bool = False) -> Refused:
+    """What a non-2xx answer means for the delivery: Retryable, Permanent, or (to a transaction
+    Bundle) BundleRefused; each with the EHR's status and OperationOutcome."""
+    status = response.status_code
+    body = body_of(response)
+    outcome = outcome_summary(body)
+    if status == 401:
+        return Retryable("HTTP 401 after a fresh token", token=True, status=status, outcome=outcome)
+    if (status >= 500 and not (bundle and status == 501)) or status in RETRYABLE_STATUSES:
+        return Retryable(outcome_text(response), retry_after(response), status=status, outcome=outcome)
+    if bundle and refuses_bundles(status, body):
+        return BundleRefused(outcome_text(response), status, outcome)
+    return Permanent(outcome_text(response), status, outcome)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -58,16 +102,10 @@ def retry_after(response: httpx.Response) -> float | None:
             return None
 
 
-def check(response: httpx.Response) -> None:
-    """Raise what a non-2xx answer means for the delivery."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status == 401:
-        raise Retryable("HTTP 401 after a fresh token", token=True)
-    if status >= 500 or status in RETRYABLE_STATUSES:
-        raise Retryable(outcome_text(response), retry_after(response))
-    raise Permanent(outcome_text(response))
+def check(response: httpx.Response, *, bundle: bool = False) -> None:
+    """Raise what a non-2xx answer means for the delivery (``refused``)."""
+    if not 200 <= response.status_code < 300:
+        raise refused(response, bundle=bundle)
 
 
 def id_in_location(location: str, resource_type: str) -> str | None:

@@ -19,12 +19,10 @@ from service.domain.errors import BadRequest, Conflict, NotFound, RuleViolation
 from service.records.outbox_rows import PUSH_KINDS as PUSH_KINDS
 from service.store.tables import ehr_connections
 
+from .needed_scopes import default_scopes, missing, needed
+
 PROFILES = ("generic", "epic", "oracle")
 ALGS = ("RS384", "ES384")
-DEFAULT_SCOPES = (
-    "system/Patient.crus system/Practitioner.cru system/PractitionerRole.cru system/Organization.cru "
-    "system/Encounter.cru system/DocumentReference.cru system/CareTeam.cru system/ServiceRequest.rs system/Task.rus"
-)
 
 
 class KeyUnavailable(Exception):
@@ -56,9 +54,17 @@ class EhrConnection:
     # when its settings last changed: a worker renews its client (key, token) for a changed connection,
     # even when only the key file's contents changed (``ehr update`` after a key rotation)
     updated_at: datetime | None = None
+    # the EHR refused a transaction Bundle (when, what it said): batches go as single writes until an
+    # operator clears it (``clear_bundle_refusal``); the delivery's finding, not a setting
+    bundles_refused_at: datetime | None = field(default=None, compare=False)
+    bundles_refused_reason: str | None = field(default=None, compare=False)
 
     def pushes(self, kind: str) -> bool:
         return any(PUSH_KINDS[p] == kind for p in self.push)
+
+    def missing_scopes(self, scopes: str | None = None) -> list[str]:
+        """The scopes what it pushes and polls needs that ``scopes`` (default: those it asks for) lack."""
+        return missing(needed(self.push, self.poll_referrals), self.scopes if scopes is None else scopes)
 
     def private_key(self) -> PrivateKey:
         try:
@@ -93,6 +99,9 @@ class EhrConnection:
             "task_owner": self.task_owner,
             "enabled": self.enabled,
             "poll_cursor": self.poll_cursor,
+            "bundles_refused_at": self.bundles_refused_at.isoformat() if self.bundles_refused_at else None,
+            "bundles_refused_reason": self.bundles_refused_reason,
+            "missing_scopes": self.missing_scopes(),
         }
 
 
@@ -118,6 +127,8 @@ def _row(row: Any) -> EhrConnection:
         poll_cursor=row.poll_cursor,
         polled_at=row.polled_at,
         updated_at=row.updated_at,
+        bundles_refused_at=row.bundles_refused_at,
+        bundles_refused_reason=row.bundles_refused_reason,
     )
 
 
@@ -147,7 +158,7 @@ def validated(fields: dict[str, Any]) -> dict[str, Any]:
         organization = normalize_organization(str(fields.get("organization") or ""))
     except ValueError:
         raise BadRequest("organization: the hospital's identifier as system|value, or its NPI") from None
-    scopes = fields.get("scopes") or DEFAULT_SCOPES
+    scopes = fields.get("scopes") or default_scopes(push, bool(fields.get("poll_referrals")))
     try:
         valid_registration(scopes)
     except ValueError as error:
@@ -218,6 +229,30 @@ async def save_cursor(conn: AsyncConnection, name: str, cursor: str | None, now:
         .where(ehr_connections.c.name == name)
         .values(poll_cursor=cursor, polled_at=now)  # progress, not a change of settings: updated_at stays
     )
+
+
+async def refuse_bundles(conn: AsyncConnection, name: str, reason: str, now: datetime) -> bool:
+    """Remember that the EHR refused a transaction Bundle (the first refusal is kept); True when this
+    is news. Not a change of settings: updated_at stays."""
+    c = ehr_connections.c
+    result = await conn.execute(
+        update(ehr_connections)
+        .where(c.name == name, c.bundles_refused_at.is_(None))
+        .values(bundles_refused_at=now, bundles_refused_reason=reason[:500])
+    )
+    return bool(result.rowcount)
+
+
+async def clear_bundle_refusal(conn: AsyncConnection, name: str, now: datetime) -> EhrConnection:
+    """Try transaction Bundles again (the EHR was fixed, or the client's scopes widened)."""
+    result = await conn.execute(
+        update(ehr_connections)
+        .where(ehr_connections.c.name == name)
+        .values(bundles_refused_at=None, bundles_refused_reason=None, updated_at=now)
+    )
+    if result.rowcount == 0:
+        raise NotFound("no EHR connection with that name")
+    return await get(conn, name)
 
 
 async def set_enabled(conn: AsyncConnection, name: str, enabled: bool, now: datetime) -> EhrConnection:

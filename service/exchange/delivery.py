@@ -1,7 +1,11 @@
 """Delivering claimed changes to their EHR: consent re-checked, resources gathered (``collect``),
 written so that a retry never duplicates (``send``), and each outcome recorded (``outcomes``). A
 batch of one connection's pushes goes in one go; a refused batch is split to find the change the
-EHR refuses, and referral updates go one by one onto the clinic's Task (``referral_push``)."""
+EHR refuses, and referral updates go one by one onto the clinic's Task (``referral_push``).
+
+An EHR that refuses transaction Bundles (``send.Route``) gets single writes: the batch that met the
+refusal goes on one by one, and the connection remembers it (``connections.refuse_bundles``), so its
+next batches go as single writes without trying a Bundle first, until an operator clears it."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from .holdings import held
 from .outcomes import Outcomes
 from .outgoing import Delivered, Outgoing
 from .referral_push import ReferralPush
-from .send import send
+from .send import Route, send
 from .smart_client import SmartClient
 
 __all__ = ["Delivery", "Flight", "Gathered", "Outcome", "Permanent", "Retryable", "check"]
@@ -47,6 +51,7 @@ class Flight:
 
     batch: Gathered
     answer: asyncio.Task[Delivered]
+    route: Route
 
     @property
     def pks(self) -> list[int]:
@@ -63,6 +68,26 @@ class Delivery:
         self._endpoints = endpoints
         self._outcomes = outcomes
         self._referrals = ReferralPush(database, settings, endpoints, outcomes)
+        self._refused: dict[str, object] = {}
+        """Connection -> its settings' version (updated_at) when this worker met a refusal of a Bundle:
+        a connection loaded before the refusal was recorded goes without Bundles too."""
+
+    def route(self, connection: EhrConnection) -> Route:
+        """In a transaction Bundle, unless switched off, or the EHR refused one (recorded, or met by
+        this worker since the connection was loaded)."""
+        name = connection.name
+        met = name in self._refused and self._refused[name] == connection.updated_at
+        return Route(self._settings.outbox_bundles and connection.bundles_refused_at is None and not met)
+
+    def _met(self, connection: EhrConnection, route: Route) -> None:
+        if route.refused is not None:
+            self._refused[connection.name] = connection.updated_at
+
+    async def _note(self, connection: EhrConnection, route: Route) -> None:
+        """A refusal of a Bundle met on the way is recorded on the connection."""
+        if route.refused is not None:
+            self._met(connection, route)
+            await self._outcomes.bundles_refused(connection.name, route.refused)
 
     async def deliver_claimed(self, claimed: list[outbox.Claimed]) -> None:
         """A claim, connection by connection."""
@@ -142,22 +167,26 @@ class Delivery:
         """Send a batch; what the batch before it wrote counts as held (it is not sent twice)."""
         holding = {**batch.held, **before.written} if before is not None else batch.held
         await self._endpoints.wait_turn(batch.connection.name)
-        sending = send(batch.client, batch.outgoing, holding, batched=self._settings.outbox_bundles)
-        return Flight(batch, asyncio.ensure_future(sending))
+        route = self.route(batch.connection)
+        sending = send(batch.client, batch.outgoing, holding, route)
+        return Flight(batch, asyncio.ensure_future(sending), route)
 
-    @staticmethod
-    async def answer(flight: Flight) -> Outcome:
+    async def answer(self, flight: Flight) -> Outcome:
+        """What a batch's flight came to; a refusal of its Bundle counts for the batches launched next."""
         try:
             return await flight.answer
         except Exception as error:  # recorded per row by record
             if not isinstance(error, (Permanent, Retryable)):
                 log.exception("batch delivery failed unexpectedly")
             return error
+        finally:
+            self._met(flight.batch.connection, flight.route)
 
     async def record(self, flight: Flight, outcome: Outcome) -> None:
         """A batch's outcome: delivered; retried later (the EHR is unreachable or busy); or, refused,
         split to find the change the EHR refuses while the others still go."""
         batch = flight.batch
+        await self._note(batch.connection, flight.route)
         if isinstance(outcome, Delivered):
             await self._outcomes.delivered(batch.connection, batch.rows, outcome)
         elif isinstance(outcome, Retryable):
@@ -168,26 +197,30 @@ class Delivery:
                 await self.deliver_one(batch.connection, batch.client, row)
 
     async def deliver_one(self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed) -> None:
+        route = self.route(connection)
         try:
-            if row.kind == "referral":
-                sent = await self._referrals.push(connection, client, row)
-                if sent is None:
-                    return
-            else:
-                _allowed, outgoing, holding, withheld = await self._prepare(connection, [row])
-                if withheld:
-                    await self._outcomes.withhold(withheld)
-                    return
-                await self._endpoints.wait_turn(connection.name)
-                sent = await send(client, outgoing, holding, batched=self._settings.outbox_bundles)
+            sent = await self._send_one(connection, client, row, route)
         except Retryable as error:
             await self._outcomes.failed(connection.name, row, error)
-            return
         except Permanent as error:
-            await self._outcomes.dead(connection.name, row, error.reason)
-            return
+            await self._outcomes.dead(connection.name, row, error)
         except Exception as error:
             log.exception("delivery failed unexpectedly")
             await self._outcomes.dead(connection.name, row, f"internal error: {type(error).__name__}")
-            return
-        await self._outcomes.delivered(connection, [row], sent)
+        else:
+            if sent is not None:
+                await self._outcomes.delivered(connection, [row], sent)
+        await self._note(connection, route)
+
+    async def _send_one(
+        self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed, route: Route
+    ) -> Delivered | None:
+        """What one change wrote; None when it was withheld."""
+        if row.kind == "referral":
+            return await self._referrals.push(connection, client, row, route)
+        _allowed, outgoing, holding, withheld = await self._prepare(connection, [row])
+        if withheld:
+            await self._outcomes.withhold(withheld)
+            return None
+        await self._endpoints.wait_turn(connection.name)
+        return await send(client, outgoing, holding, route)

@@ -83,6 +83,16 @@ async def change(
     return updated
 
 
+async def retry_bundles(conn: AsyncConnection, name: str, now: datetime, actor: Actor) -> EhrConnection:
+    """Clear a connection's recorded refusal of transaction Bundles: its next batch tries a Bundle again
+    (and, refused again, goes as single writes and is recorded again)."""
+    current = await _connection(conn, name, actor)
+    updated = await connections.clear_bundle_refusal(conn, name, now)
+    refused = current.bundles_refused_at.isoformat() if current.bundles_refused_at else None
+    await _audit(conn, actor, updated, "ehr-update", "U", {"changed": ["bundles"], "refused_at": refused})
+    return updated
+
+
 async def set_enabled(conn: AsyncConnection, name: str, enabled: bool, now: datetime, actor: Actor) -> EhrConnection:
     """Switch a connection off (nothing new queued, nothing claimed) or on again: its waiting rows are
     due at once (a backoff from before it was switched off does not hold them back)."""

@@ -146,13 +146,30 @@ async def _expire_leases(conn: AsyncConnection, now: datetime) -> None:
 
 
 async def finish(
-    conn: AsyncConnection, pks: list[int], worker: str, state: str, now: datetime, reason: str | None
+    conn: AsyncConnection,
+    pks: list[int],
+    worker: str,
+    state: str,
+    now: datetime,
+    reason: str | None,
+    *,
+    ehr_status: int | None = None,
+    ehr_outcome: str | None = None,
 ) -> int:
-    """delivered, dead or withheld; only rows this worker still holds (a lease lost is not finished here)."""
+    """delivered, dead or withheld; only rows this worker still holds (a lease lost is not finished here).
+    A dead letter keeps what the EHR answered: its status and OperationOutcome (``refusal``)."""
     result = await conn.execute(
         update(outbox)
         .where(Q.pk.in_(pks), Q.state == "sending", Q.claimed_by == worker)
-        .values(state=state, finished_at=now, claimed_by=None, claimed_until=None, last_error=reason)
+        .values(
+            state=state,
+            finished_at=now,
+            claimed_by=None,
+            claimed_until=None,
+            last_error=reason,
+            ehr_status=ehr_status,
+            ehr_outcome=ehr_outcome[:500] if ehr_outcome else None,
+        )
     )
     return result.rowcount or 0
 
@@ -197,6 +214,8 @@ async def dead_letters(conn: AsyncConnection, connection: str | None = None, lim
             "created_at": r.created_at.isoformat(),
             "failed_at": r.finished_at.isoformat() if r.finished_at else None,
             "reason": r.last_error,
+            "ehr_status": r.ehr_status,
+            "ehr_outcome": r.ehr_outcome,
         }
         for r in await conn.execute(query)
     ]
@@ -223,7 +242,15 @@ async def replay(conn: AsyncConnection, pks: list[int] | None, connection: str |
         await conn.execute(
             update(outbox)
             .where(Q.pk == row.pk)
-            .values(state="pending", attempts=0, next_attempt_at=now, finished_at=None, last_error=None)
+            .values(
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                finished_at=None,
+                last_error=None,
+                ehr_status=None,
+                ehr_outcome=None,
+            )
         )
         replayed += 1
     return replayed

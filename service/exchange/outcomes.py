@@ -3,6 +3,7 @@ withheld (no consent covers it now), retried later (backoff, the circuit breaker
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,8 @@ from service.settings import Settings
 from service.store import Database
 from service.store.tables import ehr_connections
 
-from . import outbox
-from .answers import Retryable
+from . import connections, outbox
+from .answers import BundleRefused, Refused, Retryable
 from .connections import EhrConnection
 from .holdings import remember
 from .outgoing import Delivered
@@ -32,6 +33,10 @@ class Counters:
     withheld: int = 0
     polls: int = 0
     token_failures: int = 0
+    bundle_refusals: int = 0
+
+
+log = logging.getLogger("peerlink.exchange")
 
 
 class Outcomes:
@@ -86,7 +91,8 @@ class Outcomes:
         if error.token:
             counters.token_failures += 1
         if expired(row.created_at, now, self._settings):
-            await self.dead(name, row, f"gave up after {self._settings.retry_horizon_seconds:g} s: {error.reason}")
+            reason = f"gave up after {self._settings.retry_horizon_seconds:g} s: {error.reason}"
+            await self.dead(name, row, Refused(reason, error.status, error.outcome))
             return
         at = now + timedelta(seconds=delay(row.attempts, self._settings, error.retry_after))
         async with self._database.transaction() as conn:
@@ -98,10 +104,17 @@ class Outcomes:
                 )
         counters.retried += 1
 
-    async def dead(self, name: str, row: outbox.Claimed, reason: str) -> None:
+    async def dead(self, name: str, row: outbox.Claimed, refusal: Refused | str) -> None:
+        """Given up: the reason (status and issue codes, audited) and what the EHR answered (kept with
+        the row only: its diagnostics may echo what it was sent)."""
         now = datetime.now(UTC)
+        error = refusal if isinstance(refusal, Refused) else Refused(refusal)
+        reason = error.reason
         async with self._database.transaction() as conn:
-            await outbox.finish(conn, [row.pk], self._worker, "dead", now, reason[:500])
+            status, outcome = error.status, error.outcome
+            await outbox.finish(
+                conn, [row.pk], self._worker, "dead", now, reason[:500], ehr_status=status, ehr_outcome=outcome
+            )
             await write(
                 conn,
                 AuditRecord(
@@ -114,3 +127,11 @@ class Outcomes:
                 ),
             )
         self.counters[name].dead += 1
+
+    async def bundles_refused(self, name: str, refusal: BundleRefused) -> None:
+        """The EHR refused a transaction Bundle: its batches go as single writes from now on."""
+        async with self._database.transaction() as conn:
+            news = await connections.refuse_bundles(conn, name, refusal.reason, datetime.now(UTC))
+        if news:
+            self.counters[name].bundle_refusals += 1
+            log.warning("EHR %s refused a transaction Bundle (%s): single writes from now on", name, refusal.reason)

@@ -20,7 +20,7 @@ from .endpoints import Endpoints
 from .holdings import held
 from .outcomes import Outcomes
 from .outgoing import Delivered, Outgoing, in_order
-from .send import send
+from .send import Route, send
 from .smart_client import SmartClient
 from .task_update import update_task
 
@@ -32,7 +32,9 @@ class ReferralPush:
         self._endpoints = endpoints
         self._outcomes = outcomes
 
-    async def push(self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed) -> Delivered | None:
+    async def push(
+        self, connection: EhrConnection, client: SmartClient, row: outbox.Claimed, route: Route
+    ) -> Delivered | None:
         """What was sent; None when the EHR has no Task of the referral (the change is withheld)."""
         async with self._database.read() as conn:
             program = await self._endpoints.program(conn, row.program_id)
@@ -47,13 +49,13 @@ class ReferralPush:
             await self._outcomes.withhold([row])
             return None
         ours = next(res for res in resources if res["resourceType"] == "Task")
-        ours, sent = await self._with_outputs(connection, client, program, ours)
+        ours, sent = await self._with_outputs(connection, client, program, ours, route)
         await self._endpoints.wait_turn(connection.name)
         await update_task(client, task_id, ours)
         return sent
 
     async def _with_outputs(
-        self, connection: EhrConnection, client: SmartClient, program: Program, task: dict[str, Any]
+        self, connection: EhrConnection, client: SmartClient, program: Program, task: dict[str, Any], route: Route
     ) -> tuple[dict[str, Any], Delivered]:
         """The sessions a Task lists as outputs must exist at the EHR before the Task points at them:
         those the participant's consent lets this EHR have are sent first; the others are left out."""
@@ -76,6 +78,6 @@ class ReferralPush:
                     outgoing.setdefault(item.reference, item)
             ordered = in_order(outgoing.values())
             holding = await held(conn, connection.name, [o.reference for o in ordered])
-        sent = await send(client, ordered, holding, batched=self._settings.outbox_bundles) if ordered else Delivered()
+        sent = await send(client, ordered, holding, route) if ordered else Delivered()
         trimmed = {**task, "output": kept} if kept else {k: v for k, v in task.items() if k != "output"}
         return trimmed, sent

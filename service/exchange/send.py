@@ -1,16 +1,19 @@
 """The HTTP writes of one delivery: each resource as ``PUT [type]/[our deterministic id]`` where the
 EHR accepts updates of the type (update-as-create), else as a conditional create (``If-None-Exist:
 identifier=...``), else not at all; everything in one transaction Bundle when the EHR takes them.
-Content the EHR holds already, unchanged, is not sent again."""
+Content the EHR holds already, unchanged, is not sent again. An EHR that refuses the Bundle as such
+(``refusal.refuses_bundles``: 403, 405, 501, or "not supported") gets the same writes one by one, and
+the ``Route`` says so, so that the connection's next batches do not try a Bundle first."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
-from .answers import Permanent, Retryable, check, created_id, id_in_location, json_of
+from .answers import BundleRefused, Permanent, Retryable, check, created_id, id_in_location, json_of
 from .capabilities import Capabilities
 from .outgoing import Delivered, Outgoing, identifier_query, rewritten, unsent
 from .smart_client import SmartClient, TokenFailure
@@ -18,18 +21,28 @@ from .smart_client import SmartClient, TokenFailure
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
 
+@dataclass
+class Route:
+    """How one delivery goes: in a transaction Bundle (``bundles``) or as single writes; ``refused`` is
+    the EHR's refusal of a Bundle met on the way (the writes then went one by one)."""
+
+    bundles: bool
+    refused: BundleRefused | None = None
+
+
 async def send(
-    client: SmartClient, outgoing: list[Outgoing], known: dict[str, tuple[str, str]], batched: bool
+    client: SmartClient, outgoing: list[Outgoing], known: dict[str, tuple[str, str]], route: Route | bool
 ) -> Delivered:
     """Write what the EHR lacks or holds in another version; returns what was written. When the EHR
     refuses a write that left out resources it should already hold (it may have lost them: a restore,
     a reset sandbox), everything is sent once more before the refusal counts."""
+    way = route if isinstance(route, Route) else Route(route)
     try:
-        return await _send(client, outgoing, known, batched)
+        return await _send(client, outgoing, known, way)
     except Permanent:
         if len(unsent(outgoing, known)) == len(outgoing):  # nothing was skipped
             raise
-        return await _send(client, outgoing, {}, batched)
+        return await _send(client, outgoing, {}, way)
 
 
 async def capabilities_of(client: SmartClient) -> Capabilities:
@@ -61,7 +74,7 @@ def plan(
 
 
 async def _send(
-    client: SmartClient, outgoing: list[Outgoing], known: dict[str, tuple[str, str]], batched: bool
+    client: SmartClient, outgoing: list[Outgoing], known: dict[str, tuple[str, str]], route: Route
 ) -> Delivered:
     capabilities = await capabilities_of(client)
     mapping = {ref: f"{ref.split('/')[0]}/{ehr_id}" for ref, (ehr_id, _) in known.items()}
@@ -70,11 +83,14 @@ async def _send(
     if not todo:
         return delivered
     try:
-        if batched and capabilities.transaction and len(todo) > 1:
-            await _transaction(client, todo, mapping, delivered)
-        else:
-            for item, method in todo:
-                await _single(client, item, method, mapping, delivered)
+        if route.bundles and capabilities.transaction and len(todo) > 1:
+            try:
+                await _transaction(client, todo, mapping, delivered)
+                return delivered
+            except BundleRefused as refusal:  # the same writes, one by one
+                route.bundles, route.refused = False, refusal
+        for item, method in todo:
+            await _single(client, item, method, mapping, delivered)
     except TokenFailure as error:
         raise Retryable(str(error), token=True) from None
     except httpx.TimeoutException as error:
@@ -134,7 +150,7 @@ async def _transaction(
 ) -> None:
     bundle = transaction_bundle(client.base, todo, mapping)
     response = await client.request("POST", "", content=orjson.dumps(bundle), headers=FHIR_JSON)
-    check(response)
+    check(response, bundle=True)
     try:
         answered = json_of(response).get("entry") or []
     except (ValueError, AttributeError):

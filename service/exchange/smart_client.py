@@ -43,6 +43,8 @@ class SmartClient:
         self._token_url: str | None = None
         self._capabilities: dict[str, Any] | None = None
         self.token_failures = 0
+        self.granted_scopes: str | None = None
+        """The ``scope`` of the last token answer (None: the EHR did not say, so what was asked)."""
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -91,6 +93,8 @@ class SmartClient:
             self.token_failures += 1
             detail = getattr(error, "error", None) or type(error).__name__
             raise TokenFailure(f"the token endpoint refused or failed: {detail}") from None
+        granted = body.get("scope")
+        self.granted_scopes = granted if isinstance(granted, str) else None
         expires_in = float(body.get("expires_in") or 300)
         self._token = (str(body["access_token"]), time.time() + expires_in)
         return self._token[0]

@@ -34,6 +34,8 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
     """(record kind, id) pairs whose FHIR a change of ``record`` can alter."""
     if kind == "care_team_member":
         return [("care-team", record.participant_id)]
+    if kind == "clinical_context":  # the kept resources, and the ServiceRequest that links them
+        return [("clinical-context", record.referral_id), ("referral", record.referral_id)]
     if not renders(kind):
         return []
     targets = [(kind, record.id)]  # a stored kind is also the renderer's kind

@@ -17,6 +17,8 @@ from service.domain.errors import BadRequest
 from service.store import RecordRepository
 from service.store import kinds as k
 
+from .context_rows import REASON, of_referral
+
 PAGE = 500
 
 
@@ -98,7 +100,17 @@ async def _referral(
     conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
 ) -> list[dict[str, Any]]:
     found = await RecordRepository(k.REFERRALS).get(conn, program.id, record_id)
-    return list(referral.to_fhir(found, ctx, await delivered_encounters(conn, program.id, found)))
+    kept = await of_referral(conn, program.id, record_id)
+    links = [referral.ContextLink(c.resource_type, c.resource_id, c.role == REASON) for c in kept]
+    return list(referral.to_fhir(found, ctx, await delivered_encounters(conn, program.id, found), links))
+
+
+async def _clinical_context(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    """``record_id`` is the referral's id: the supporting resources the clinic sent with it, as kept."""
+    await RecordRepository(k.REFERRALS).get(conn, program.id, record_id)
+    return [c.body for c in await of_referral(conn, program.id, record_id)]
 
 
 async def _goal(conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext) -> list[dict[str, Any]]:
@@ -122,6 +134,7 @@ LOADERS: dict[str, Loader] = {
     "referral": _referral,
     "goal": _goal,
     "consent": _consent,
+    "clinical-context": _clinical_context,
 }
 
 

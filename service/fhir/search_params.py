@@ -210,6 +210,42 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             CATEGORY,
             _p("date", D, "dateTime"),
         ],
+        # a referral's clinical context, kept as the clinic sent it (service.records.clinical_context)
+        "Condition": [
+            IDENTIFIER,
+            _p("patient", R, "subject"),
+            _p("subject", R, "subject"),
+            _p("code", T, "code"),
+            _p("category", T, "category"),
+            _p("clinical-status", T, "clinicalStatus"),
+        ],
+        "Observation": [
+            IDENTIFIER,
+            _p("patient", R, "subject"),
+            _p("subject", R, "subject"),
+            _p("code", T, "code"),
+            _p("category", T, "category"),
+            _p("status", T, "status"),
+        ],
+        "QuestionnaireResponse": [
+            IDENTIFIER,
+            _p("patient", R, "subject"),
+            _p("subject", R, "subject"),
+            _p("status", T, "status"),
+        ],
+        "Coverage": [
+            IDENTIFIER,
+            _p("patient", R, "beneficiary"),
+            _p("beneficiary", R, "beneficiary"),
+            _p("status", T, "status"),
+        ],
+        "RelatedPerson": [IDENTIFIER, _p("patient", R, "patient")],
+        "Immunization": [
+            IDENTIFIER,
+            _p("patient", R, "patient"),
+            _p("status", T, "status"),
+            _p("vaccine-code", T, "vaccineCode"),
+        ],
     }.items()
 }
 SEARCHABLE_TYPES = tuple(SEARCH_PARAMS)

@@ -27,7 +27,7 @@ from .errors import PLAIN, Where, bad_request, invalid, refused
 from .lookups import record_for, source_of
 from .outcomes import Outcome
 from .patch import apply_patch
-from .referrals import check_restates, check_valid_resource
+from .referrals import check_restates, check_valid_resource, keep_task_identifiers
 
 CLINIC = "clinic"  # who takes the steps a clinic asks for, in the referral's transitions
 CLINIC_MAY_CHANGE = ("status", "statusReason")
@@ -61,7 +61,9 @@ async def receive_task(
     check_valid_resource(task, "Task", where)
     referral = await _focused_referral(conn, program, task, known, where)
     await check_restates(conn, program, task, referral, known, where)
-    return Outcome("Task", MappingContext(program).id_for(referral_map.TASK_KIND, referral.id), created=False)
+    ctx = MappingContext(program)
+    await keep_task_identifiers(conn, program, ctx, task, referral)
+    return Outcome("Task", ctx.id_for(referral_map.TASK_KIND, referral.id), created=False)
 
 
 def changed_elements(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:

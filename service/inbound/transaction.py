@@ -1,5 +1,9 @@
-"""Transaction Bundles: POST Patient / ServiceRequest / Task and PUT Task/{id}, processed in that
-order in one database transaction; urn:uuid fullUrls resolve between entries. Batch is refused."""
+"""Transaction Bundles: POST Patient / ServiceRequest / Task and PUT Task/{id}, with the supporting
+resources a clinic sends with a referral (POST or PUT Practitioner, PractitionerRole, Organization,
+Condition, Goal, Consent, Coverage, Observation, QuestionnaireResponse, DocumentReference, RelatedPerson,
+Immunization), processed in that order in one database transaction; fullUrls and Type/id references
+resolve between entries. The supporting resources resolve the referral's requester, organisation and
+reason and are kept as its clinical context (``context``). Batch is refused."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mappings import clinical_context as context_map
 from mappings import referral as referral_map
 from mappings.context import MappingContext
 from service.domain import Program
 from service.domain.errors import BadRequest
 
+from .context import Sent, assign, keep_context, mapping_view, referred_patient
 from .errors import Where, bad_request, refused
 from .lookups import source_of
 from .outcomes import Outcome, TransactionOutcome, Written, written
@@ -45,6 +51,15 @@ class Entry:
         return str(self.resource.get("resourceType"))
 
     @property
+    def names(self) -> list[str]:
+        """The references that can name this entry: its fullUrl and Type/id."""
+        return context_map.aliases(self.resource, self.full_url)
+
+    @property
+    def supporting(self) -> bool:
+        return self.resource_type not in _REFERRAL_TYPES
+
+    @property
     def focus(self) -> str | None:
         focus = self.resource.get("focus")
         reference = focus.get("reference") if isinstance(focus, dict) else None
@@ -53,6 +68,8 @@ class Entry:
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 _ACCEPTED = {("POST", "Patient"), ("POST", "ServiceRequest"), ("POST", "Task"), ("PUT", "Task")}
+_REFERRAL_TYPES = ("Patient", "ServiceRequest", "Task")
+_SUPPORTING_METHODS = ("POST", "PUT")
 
 
 def _entry(index: int, entry: Any, urls: set[str]) -> Entry:
@@ -66,17 +83,27 @@ def _entry(index: int, entry: Any, urls: set[str]) -> Entry:
         raise bad_request(f"{at}.request.method", "required")
     method, url = request["method"].upper(), request.get("url")
     resource_type = resource.get("resourceType")
-    if (method, resource_type) not in _ACCEPTED:
+    supporting = resource_type not in _REFERRAL_TYPES and method in _SUPPORTING_METHODS
+    if (method, resource_type) not in _ACCEPTED and not supporting:
         raise bad_request(
             f"{at}.request.method",
-            "a transaction here takes POST Patient, ServiceRequest or Task and PUT Task/{id}",
+            "a transaction here takes POST Patient, ServiceRequest or Task, PUT Task/{id}, and POST or "
+            "PUT of the resources sent with a referral",
+        )
+    if supporting and resource_type not in context_map.KEPT_TYPES:
+        kept = ", ".join(context_map.KEPT_TYPES)
+        raise refused(
+            f"{at}.resource", f"PeerLink does not keep {str(resource_type)[:40]} with a referral; it keeps {kept}"
         )
     if not isinstance(url, str) or not url:
         raise bad_request(f"{at}.request.url", "required")
     target_id = None
     if method == "POST" and url.split("?")[0].strip("/") != resource_type:
         raise bad_request(f"{at}.request.url", f"a create is posted to {resource_type}")
-    if method == "PUT":
+    if method == "PUT" and supporting:
+        if url.split("?")[0].strip("/").split("/")[0] != resource_type:
+            raise bad_request(f"{at}.request.url", f"an update is put to {resource_type}/{{id}}")
+    elif method == "PUT":
         match = re.fullmatch(r"Task/([A-Za-z0-9\-.]{1,64})", url.strip("/"))
         if match is None:
             raise bad_request(f"{at}.request.url", "an update is put to Task/{id}")
@@ -115,7 +142,7 @@ def entries_of(bundle: Any) -> list[Entry]:
 
 def pair_tasks(entries: list[Entry]) -> dict[int, Entry]:
     """ServiceRequest entry index -> the Task posted with it (its focus is that entry's fullUrl)."""
-    by_url = {e.full_url: e for e in entries if e.full_url}
+    by_url = {name: e for e in entries for name in e.names}
     paired: dict[int, Entry] = {}
     for entry in entries:
         if entry.method == "POST" and entry.resource_type == "Task":
@@ -141,15 +168,19 @@ async def transaction(
     ``permit(method, resource_type)`` is asked for every entry before anything is written; with an
     ``organization`` (the sender's data boundary) every written resource must lie inside it."""
     entries = entries_of(bundle)
+    by_index = {e.index: e for e in entries}
     if permit is not None:
         for entry in entries:
             permit(entry.method, entry.resource_type)
     ctx = MappingContext(program)
-    known: dict[str, str] = {}  # fullUrl -> domain id
+    known: dict[str, str] = {}  # fullUrl or Type/id -> domain id
+    served: dict[str, str] = {}  # fullUrl or Type/id -> Type/id PeerLink serves
 
     def remember(entry: Entry, domain_id: str) -> None:
-        if entry.full_url:
-            known[entry.full_url] = domain_id
+        assert entry.outcome is not None
+        for name in entry.names:
+            known[name] = domain_id
+            served[name] = f"{entry.outcome.resource_type}/{entry.outcome.resource_id}"
 
     for entry in (e for e in entries if e.resource_type == "Patient"):
         entry.outcome = await receive_patient(
@@ -165,8 +196,15 @@ async def transaction(
         remember(entry, source)
 
     paired = pair_tasks(entries)
-    for entry in (e for e in entries if e.resource_type == "ServiceRequest"):
+    requests = [e for e in entries if e.resource_type == "ServiceRequest"]
+    sent = {e.index: Sent(e.index, e.resource, e.full_url) for e in entries if e.supporting}
+    carried = assign(
+        [(e.index, e.resource, t.resource if (t := paired.get(e.index)) else None) for e in requests],
+        list(sent.values()),
+    )
+    for entry in requests:
         task = paired.get(entry.index)
+        mine = carried.get(entry.index, [])
         entry.outcome = await receive_referral(
             conn,
             program,
@@ -176,6 +214,8 @@ async def transaction(
             known=known,
             where=Where({"ServiceRequest": entry.root, **({"Task": task.root} if task else {})}),
             condition_element=f"Bundle.entry[{entry.index}].request.ifNoneExist",
+            supporting=mapping_view(mine),
+            organization=organization,
         )
         referral_id = await source_of(conn, program.id, "ServiceRequest", entry.outcome.resource_id)
         assert referral_id is not None
@@ -184,6 +224,13 @@ async def transaction(
             task_id = ctx.id_for(referral_map.TASK_KIND, referral_id)
             task.outcome = Outcome("Task", task_id, entry.outcome.created)
             remember(task, referral_id)
+        if mine:
+            patient = await referred_patient(conn, program, referral_id)
+            subject = (entry.resource.get("subject") or {}).get("reference")
+            aliases = {**served, **({subject: f"Patient/{patient}"} if isinstance(subject, str) else {})}
+            outcomes = await keep_context(conn, program, referral_id, patient, entry.resource, mine, aliases)
+            for item, outcome in zip(mine, outcomes, strict=True):
+                by_index[item.index].outcome = outcome
 
     for entry in (e for e in entries if e.resource_type == "Task" and e.outcome is None):
         where = Where({"Task": entry.root})

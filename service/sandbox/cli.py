@@ -63,6 +63,13 @@ def sandbox(
     burst_every: Annotated[int, typer.Option(help="After this many FHIR requests, a burst of 429s (0: off).")] = 0,
     burst_size: Annotated[int, typer.Option(help="429s in a row per burst.")] = 1,
     retry_after: Annotated[int, typer.Option(help="Retry-After seconds on 429 and 503.")] = 1,
+    refuse_bundles: Annotated[
+        int,
+        typer.Option(
+            help="Answer transaction Bundles with this status (403, 405, 501, 400 or 422, with an "
+            "OperationOutcome) while still listing transaction (0: off)."
+        ),
+    ] = 0,
     token_seconds: Annotated[int, typer.Option(help="Lifetime of access tokens.")] = 300,
     keys_dir: Annotated[Path, typer.Option(help="Signing keys and admin secret (made on first run).")] = Path(
         "var/sandbox-keys"
@@ -111,6 +118,7 @@ def sandbox(
                 burst_every=burst_every,
                 burst_size=burst_size,
                 retry_after=retry_after,
+                refuse_bundles=refuse_bundles,
             ),
             transaction=not no_transaction,
             conditional_create=not no_conditional_create,
@@ -142,6 +150,7 @@ def sandbox(
         f"  admin API     POST {root}/admin/clients  GET {root}/sandbox/state  POST {root}/sandbox/clinic/referral\n"
         f"  knobs         latency {knobs.latency_ms} ms, error rate {knobs.error_rate}, 429 bursts {bursts}, "
         f"tokens {config.token_seconds} s"
+        + (f", transaction Bundles refused with {knobs.refuse_bundles}" if knobs.refuse_bundles else "")
     )
     from service.heap import freeze_heap
 

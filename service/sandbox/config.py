@@ -32,6 +32,8 @@ ADMIN_SECRET_FILE = "admin-secret"  # noqa: S105 - a file name
 DEFAULT_TENANT = "5f6a8b4e-2c1d-5e3f-9a7b-1c2d3e4f5a6b"
 """The oracle personality's tenant id when none is given (a made-up id, not a real tenant's)."""
 
+BUNDLE_REFUSALS = frozenset({0, 400, 403, 405, 422, 501})
+"""Statuses the ``refuse_bundles`` knob answers a transaction Bundle with (0: it is processed)."""
 READ_INTERACTIONS = frozenset({"read", "vread", "search-type"})
 WRITE_INTERACTIONS = frozenset({"create", "update"})
 
@@ -87,6 +89,18 @@ class Knobs(BaseModel):
     burst_every: int = Field(default=0, ge=0, description="After this many FHIR requests, a 429 burst (0: never).")
     burst_size: int = Field(default=1, ge=1, description="How many requests in a row a burst answers 429.")
     retry_after: int = Field(default=1, ge=0, le=3600, description="Retry-After seconds on 429 and 503.")
+    refuse_bundles: int = Field(
+        default=0,
+        description="Answer every transaction Bundle with this status (403, 405, 501, or 400/422 'not supported') "
+        "and an OperationOutcome, while the CapabilityStatement still lists transaction (0: off).",
+    )
+
+    @field_validator("refuse_bundles")
+    @classmethod
+    def _a_refusal_status(cls, value: int) -> int:
+        if value not in BUNDLE_REFUSALS:
+            raise ValueError(f"refuse_bundles: one of {', '.join(str(s) for s in sorted(BUNDLE_REFUSALS))}")
+        return value
 
 
 class ClientRegistration(BaseModel):

@@ -21,7 +21,7 @@ from . import clinic
 from .auth import ClientRegistry, SandboxAuth
 from .config import ClientRegistration, Knobs, SandboxConfig
 from .fhir import FhirServer
-from .outcome import InjectedFailure, TooManyRequests
+from .outcome import BundlesRefused, InjectedFailure, TooManyRequests
 from .seed import (
     CLINIC_ORG_ID,
     CLINIC_PLACER_SYSTEM,
@@ -176,6 +176,11 @@ class Sandbox:
     async def delay(self) -> None:
         if self.knobs.latency_ms:
             await asyncio.sleep(self.knobs.latency_ms / 1000)
+
+    def refuse_bundle(self) -> None:
+        """The refuse-bundles knob: a transaction Bundle answered with its status and an OperationOutcome."""
+        if self.knobs.refuse_bundles:
+            raise BundlesRefused(self.knobs.refuse_bundles)
 
     def inject_faults(self) -> None:
         """The burst and error-rate knobs, counted over FHIR requests."""

@@ -44,6 +44,25 @@ class InjectedFailure(PeerLinkError):
         self.injected_status = status
 
 
+REFUSAL_DIAGNOSTICS = {
+    400: "transaction Bundles are not supported here: send each resource on its own",
+    403: "the access token's scopes do not allow transaction Bundles for this client",
+    405: "the transaction interaction is not allowed at this endpoint",
+    422: "transaction Bundles are not supported here: send each resource on its own",
+    501: "transaction is not implemented by this server",
+}
+
+
+class BundlesRefused(InjectedFailure):
+    """The ``refuse_bundles`` knob: a transaction Bundle refused as such, with an OperationOutcome."""
+
+    title = "Transaction Bundles refused"
+
+    def __init__(self, status: int) -> None:
+        super().__init__(REFUSAL_DIAGNOSTICS[status], status)
+        self.issue_code = "forbidden" if status == 403 else "not-supported"
+
+
 def json_bytes(document: Any, pretty: bool = False) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 if pretty else 0)
 
@@ -68,7 +87,7 @@ def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> d
 
 def error_response(error: PeerLinkError, retry_after: int | None = None) -> Response:
     status = error.injected_status if isinstance(error, InjectedFailure) else error.status
-    code = "transient" if status == 503 else error.fhir_code
+    code = "transient" if status == 503 else getattr(error, "issue_code", error.fhir_code)
     headers: dict[str, str] = {}
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

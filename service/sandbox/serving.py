@@ -78,6 +78,7 @@ def _route(
     assert caller is not None
     if not call.parts:
         if call.method == "POST" and not open_endpoint:
+            sandbox.refuse_bundle()
             return sandbox.fhir.transaction(call, caller, base)
         raise MethodNotAllowed("only POST (a transaction Bundle) is served at the FHIR base")
     return sandbox.fhir.handle(call, caller, base, open_endpoint=open_endpoint)

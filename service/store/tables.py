@@ -212,6 +212,26 @@ external_identifiers = Table(
     Index(None, "kind", "record_id"),
 )
 
+# A referral's clinical context: the resources a clinic sent beside its ServiceRequest (requester,
+# reason Condition, Observations, Consent ...), kept as received (references rewritten to what PeerLink
+# serves), one row per (referral, type, the clinic's key for it); projected into fhir_resources.
+clinical_context = Table(
+    "clinical_context",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("referral_id", ID, nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("clinic_key", String(800), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("role", String(20), nullable=False),  # reason | supporting
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "referral_id", "resource_type", "clinic_key"),
+    Index(None, "program_id", "referral_id"),
+)
+
 # Records created from inbound FHIR that a person should look at (a participant created because no
 # participant had the hospital's MRN); resolved_at is set once someone has.
 review_flags = Table(
@@ -258,6 +278,9 @@ ehr_connections = Table(
     Column("token_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # the EHR refused a transaction Bundle: its batches go as single writes until this is cleared
+    Column("bundles_refused_at", UTCDateTime, nullable=True),
+    Column("bundles_refused_reason", String(500), nullable=True),
 )
 
 # The transactional outbox: a row per change an EHR should see, written in the transaction of the
@@ -280,6 +303,10 @@ outbox = Table(
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("last_error", String(500), nullable=True),
+    # what the EHR answered when it refused: its HTTP status and its OperationOutcome's issues (severity,
+    # code, diagnostics, details.text; never resource content), truncated
+    Column("ehr_status", Integer, nullable=True),
+    Column("ehr_outcome", String(500), nullable=True),
     Index(None, "state", "next_attempt_at"),
     Index(None, "connection", "participant_id", "pk"),
     Index(

@@ -91,6 +91,36 @@ CASES: dict[tuple[str, str], tuple[str, str]] = {
     ("Consent", "category"): ("http://loinc.org|59284-0", "http://loinc.org|64292-6"),
     ("Consent", "date"): ("ge{yesterday}", "lt{yesterday}"),
 }
+# the types a referral's clinical context brings (kept as a clinic sent them): cases against
+# the context World below, {names} its served ids
+CONTEXT_CASES: dict[tuple[str, str], tuple[str, str]] = {
+    ("Condition", "identifier"): ("urn:example:clinic:conditions|C-1", "urn:example:clinic:conditions|C-2"),
+    ("Condition", "patient"): ("{patient}", NOBODY),
+    ("Condition", "subject"): ("Patient/{patient}", f"Patient/{NOBODY}"),
+    ("Condition", "code"): ("http://snomed.info/sct|733423003", "http://snomed.info/sct|1"),
+    ("Condition", "category"): ("health-concern", "problem-list-item"),
+    ("Condition", "clinical-status"): ("active", "resolved"),
+    ("Observation", "identifier"): ("O-1", "O-2"),
+    ("Observation", "patient"): ("Patient/{patient}", NOBODY),
+    ("Observation", "subject"): ("{patient}", NOBODY),
+    ("Observation", "code"): ("http://loinc.org|88124-3", "http://loinc.org|88122-7"),
+    ("Observation", "category"): ("survey", "laboratory"),
+    ("Observation", "status"): ("final", "preliminary"),
+    ("QuestionnaireResponse", "identifier"): ("Q-1", "Q-2"),
+    ("QuestionnaireResponse", "patient"): ("{patient}", NOBODY),
+    ("QuestionnaireResponse", "subject"): ("Patient/{patient}", NOBODY),
+    ("QuestionnaireResponse", "status"): ("completed", "in-progress"),
+    ("Coverage", "identifier"): ("urn:example:payer|M-1", "urn:example:payer|M-2"),
+    ("Coverage", "patient"): ("{patient}", NOBODY),
+    ("Coverage", "beneficiary"): ("Patient/{patient}", NOBODY),
+    ("Coverage", "status"): ("active", "cancelled"),
+    ("RelatedPerson", "identifier"): ("R-1", "R-2"),
+    ("RelatedPerson", "patient"): ("{patient}", NOBODY),
+    ("Immunization", "identifier"): ("I-1", "I-2"),
+    ("Immunization", "patient"): ("Patient/{patient}", NOBODY),
+    ("Immunization", "status"): ("completed", "not-done"),
+    ("Immunization", "vaccine-code"): ("http://hl7.org/fhir/sid/cvx|20", "http://hl7.org/fhir/sid/cvx|21"),
+}
 ALL_PARAMS = [(t, name) for t, params in SEARCH_PARAMS.items() for name in params]
 RESOURCE_KEYS = {
     "Patient": "patient",
@@ -168,11 +198,12 @@ async def world(client: httpx.AsyncClient, program: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize(("resource_type", "param"), ALL_PARAMS, ids=[f"{t}.{p}" for t, p in ALL_PARAMS])
 def test_every_parameter_has_a_case(resource_type, param):
-    assert (resource_type, param) in CASES or (resource_type, f"{param}:missing") in CASES
+    cases = {**CASES, **CONTEXT_CASES}
+    assert (resource_type, param) in cases or (resource_type, f"{param}:missing") in cases
 
 
 def test_no_case_for_a_parameter_that_does_not_exist():
-    assert {(t, p.split(":")[0]) for t, p in CASES} <= set(ALL_PARAMS)
+    assert {(t, p.split(":")[0]) for t, p in {**CASES, **CONTEXT_CASES}} <= set(ALL_PARAMS)
 
 
 async def test_every_parameter_of_every_type_finds_and_excludes(client, world):
@@ -181,6 +212,32 @@ async def test_every_parameter_of_every_type_finds_and_excludes(client, world):
         me = f"{resource_type}/{world[RESOURCE_KEYS[resource_type]]}"
         for value, expected in ((hit, True), (miss, False)):
             response = await client.get(f"/fhir/{resource_type}", params={param: value.format(**world)})
+            if response.status_code != 200:
+                failures.append(f"{resource_type}?{param}={value}: {response.status_code} {response.text[:200]}")
+            elif (me in found(response.json())) is not expected:
+                failures.append(f"{resource_type}?{param}={value}: expected found={expected}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+async def context_world(client: httpx.AsyncClient) -> dict[str, str]:
+    """A clinic's referral sent with one supporting resource of each searchable context type."""
+    from tests.inbound.test_context_search import context_bundle
+
+    response = await client.post(
+        "/fhir", content=orjson.dumps(context_bundle()), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == 200, response.text
+    served = {e["resource"]["resourceType"]: e["resource"]["id"] for e in response.json()["entry"]}
+    return {"patient": served["Patient"], **served}
+
+
+async def test_every_context_parameter_finds_and_excludes(client, context_world):
+    failures = []
+    for (resource_type, param), (hit, miss) in CONTEXT_CASES.items():
+        me = f"{resource_type}/{context_world[resource_type]}"
+        for value, expected in ((hit, True), (miss, False)):
+            response = await client.get(f"/fhir/{resource_type}", params={param: value.format(**context_world)})
             if response.status_code != 200:
                 failures.append(f"{resource_type}?{param}={value}: {response.status_code} {response.text[:200]}")
             elif (me in found(response.json())) is not expected:
@@ -497,7 +554,7 @@ async def test_unknown_parameters_are_refused_unless_handling_is_lenient(client,
     await search(client, "Patient?nickname=x", 400, headers={"Prefer": "handling=strict"})
     await search(client, "Patient?birthdate=soon", 400, headers=lenient)
     # unknown types are a 404
-    assert (await search(client, "Observation?code=x", 404))["resourceType"] == "OperationOutcome"
+    assert (await search(client, "Medication?code=x", 404))["resourceType"] == "OperationOutcome"
 
 
 async def test_post_search_equals_get(client, world):

@@ -44,6 +44,13 @@ class FakeEhr:
         self.valid: set[str] = set()
         self.token_requests = 0
         self.searches: list[str] = []
+        self.bundle_refusal: httpx.Response | None = None
+        """The answer to every transaction Bundle (an EHR that lists transaction, yet refuses Bundles)."""
+        self.refused: dict[str, httpx.Response] = {}
+        """Reference -> the answer to a single write of it (a resource the EHR refuses)."""
+        self.bundles_tried = 0
+        self.granted_scope: str | None = None
+        """The ``scope`` of the token answer (None: the answer does not say)."""
         router.get(f"{BASE}/.well-known/smart-configuration").mock(
             return_value=httpx.Response(200, json={"token_endpoint": TOKEN_URL})
         )
@@ -79,7 +86,10 @@ class FakeEhr:
         assert form["client_assertion_type"].startswith("urn%3Aietf")
         token = f"tok-{next(self._tokens)}"
         self.valid.add(token)
-        return httpx.Response(200, json={"access_token": token, "token_type": "Bearer", "expires_in": 300})
+        answer = {"access_token": token, "token_type": "Bearer", "expires_in": 300}
+        if self.granted_scope is not None:
+            answer["scope"] = self.granted_scope
+        return httpx.Response(200, json=answer)
 
     def _authorized(self, request: httpx.Request) -> httpx.Response | None:
         self.requests.append(request)
@@ -108,6 +118,8 @@ class FakeEhr:
         _, resource_type, resource_id = request.url.path.rsplit("/", 2)
         if resource_type not in self.update_types and resource_type != "Task":
             return httpx.Response(405, json={"resourceType": "OperationOutcome", "issue": [{"code": "not-supported"}]})
+        if f"{resource_type}/{resource_id}" in self.refused:
+            return self.refused[f"{resource_type}/{resource_id}"]
         body = orjson.loads(request.content)
         current = self.resources.get(f"{resource_type}/{resource_id}")
         if_match = request.headers.get("if-match")
@@ -132,6 +144,9 @@ class FakeEhr:
         refused = self._authorized(request)
         if refused is not None:
             return refused
+        self.bundles_tried += 1
+        if self.bundle_refusal is not None:
+            return self.bundle_refusal
         bundle = orjson.loads(request.content)
         answers = []
         for entry in bundle["entry"]:
@@ -289,6 +304,11 @@ async def make_due(database: Database) -> None:
     """Fast-forward: every waiting row is due now (instead of sleeping through a backoff)."""
     async with database.transaction() as conn:
         await conn.execute(outbox.update().where(outbox.c.state == "pending").values(next_attempt_at=datetime.now(UTC)))
+
+
+def writes_of(ehr: FakeEhr) -> list[httpx.Request]:
+    """The FHIR writes the EHR received (PUT, POST; not the token requests)."""
+    return [r for r in ehr.requests if r.method in ("POST", "PUT")]
 
 
 def fast_settings(settings: Settings) -> Settings:

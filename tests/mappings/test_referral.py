@@ -379,6 +379,15 @@ def test_status_the_clinic_may_not_set_is_refused(status):
     assert caught.value.element == "Task.status"
 
 
+@pytest.mark.parametrize("authored", ["2026-01-03", "2026-01", "2026"])
+def test_inbound_authored_on_at_date_precision_is_kept(authored):
+    ctx = known()
+    org = {"resourceType": "Organization", "id": "org", "name": "Better Health Clinic"}
+    inbound = referral.from_fhir(clinic_request(ctx, contained=[org], authoredOn=authored), None, ctx)
+    assert inbound.fields.authored_on == authored
+    assert inbound.fields.requested_at.isoformat().startswith(authored)
+
+
 @pytest.mark.parametrize(
     ("change", "element"),
     [
@@ -386,7 +395,8 @@ def test_status_the_clinic_may_not_set_is_refused(status):
         ({"subject": {"reference": "Patient/someone-else"}}, "ServiceRequest.subject"),
         ({"authoredOn": None}, "ServiceRequest.authoredOn"),
         ({"authoredOn": "2026-13-40T00:00:00Z"}, "ServiceRequest.authoredOn"),
-        ({"authoredOn": "2026-01-03"}, "ServiceRequest.authoredOn"),
+        # a time needs a zone in FHIR (a date alone is valid: see the test below)
+        ({"authoredOn": "2026-01-03T09:15:00"}, "ServiceRequest.authoredOn"),
         ({"intent": None}, "ServiceRequest.intent"),
         ({"status": "completed"}, "ServiceRequest.status"),
         ({"reasonCode": None}, "ServiceRequest.reasonCode"),

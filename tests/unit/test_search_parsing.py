@@ -61,7 +61,7 @@ def test_modifiers_each_type_takes():
         ("Patient", "name:not", "x"),  # :not is for tokens
         ("Encounter", "status:exact", "finished"),  # :exact is for strings
         ("Encounter", "date:not", "2026"),
-        ("Encounter", "subject:Observation", "1"),  # a type this server does not serve
+        ("Encounter", "subject:Medication", "1"),  # a type this server does not serve
         ("Encounter", "subject:identifier", "x"),
         ("Encounter", "status:text", "done"),
         ("Patient", "_lastUpdated:not", "2026"),
@@ -223,9 +223,9 @@ def test_include_syntax():
         ("_include", "Patient:organization", "must start with the searched type"),
         ("_include", "Encounter:status", "not a reference parameter"),
         ("_include", "Encounter:nope", "not a reference parameter"),
-        ("_include", "Encounter:patient:Observation", "does not serve"),
+        ("_include", "Encounter:patient:Medication", "does not serve"),
         ("_include", "*", "Type:parameter"),
-        ("_revinclude", "Observation:subject", "not a reference parameter"),
+        ("_revinclude", "Medication:subject", "not a reference parameter"),
     ],
 )
 def test_malformed_includes(control, value, why):

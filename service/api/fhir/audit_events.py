@@ -1,6 +1,7 @@
 """GET /fhir/AuditEvent: the audit log as FHIR AuditEvents (BALP shape), for the program's
-administrators (the peerlink.admin scope). Newest first, paged with a ``_cursor`` next link; every
-AuditEvent served is validated with the FHIR models. The search itself is audited (admin
+administrators (the peerlink.admin scope), searched with the FHIR search engine
+(:mod:`service.audit.search`). Newest first unless ``_sort`` says otherwise, paged with a ``_cursor``
+next link; every AuditEvent served is validated with the FHIR models. The search itself is audited (admin
 ``audit-search``, with its query), before the Bundle is released.
 
 Include this router in the /fhir router **before** the type-level search, which would otherwise
@@ -21,6 +22,8 @@ from service.api.deps import DatabaseDep, ProgramDep
 from service.audit import AuditRecord, write
 from service.audit import search as audit_search
 from service.audit.fhir import audit_event
+from service.fhir import search
+from service.fhir.search import Found
 
 from .responses import PrettyDep, base_url, fhir_response
 
@@ -37,7 +40,12 @@ _PARAMETERS: list[dict[str, Any]] = [
         ("outcome", "0 success, 4 refused/minor failure, 8 serious failure, 12 major failure"),
         ("type", "rest, security, admin, exchange, or an AuditEvent.type code (110112 Query, 110114 ...)"),
         ("subtype", "read, search, token, client-add ... or a restful-interaction code (search-type ...)"),
-        ("_count", f"Page size (default {audit_search.DEFAULT_COUNT}, at most {audit_search.MAX_COUNT})"),
+        ("_id", "The event's id"),
+        ("_count", f"Page size (default {search.DEFAULT_COUNT}, at most {search.MAX_COUNT})"),
+        ("_sort", "date or -date (newest first without it)"),
+        ("_summary", "count: the total only"),
+        ("_total", "none skips the count; accurate (default)"),
+        ("_elements", "Top-level elements to keep (the event is tagged SUBSETTED)"),
         ("_cursor", "Opaque; taken from a next link"),
     )
 ]
@@ -58,20 +66,17 @@ def _lenient(request: Request) -> bool:
 async def search_audit_events(
     request: Request, access: AdminDep, program: ProgramDep, database: DatabaseDep, pretty: PrettyDep
 ) -> Response:
-    query = audit_search.parse(request.query_params.multi_items(), lenient=_lenient(request))
+    base = base_url(request)
+    query = audit_search.parse_audit(request.query_params.multi_items(), lenient=_lenient(request), base=base)
     async with database.read() as conn:
         page = await audit_search.run(conn, program.id, query)
-    base = base_url(request)
     codes_base = request.app.state.settings.base_url + "/fhir"
-    entries = []
+    matches = []
     for row in page.rows:
-        event = audit_event(row, codes_base)
+        event = audit_event(row._mapping, codes_base)
         validate(event)
-        entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
-    links = [{"relation": "self", "url": str(request.url)}]
-    if page.next_cursor:
-        links.append({"relation": "next", "url": str(request.url.include_query_params(_cursor=page.next_cursor))})
-    bundle = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+        matches.append(Found(row.pk, audit_search.RESOURCE_TYPE, event["id"], orjson.dumps(event)))
+    body = search.bundle(query, search.SearchResult(page.total, matches, [], page.next_cursor), base)
     await write(
         database,
         AuditRecord(
@@ -83,7 +88,7 @@ async def search_audit_events(
             organization=access.organization,
             address=request.client.host if request.client else None,
             program_id=program.id,
-            detail={"query": request.url.query, "status": 200, "returned": len(entries)},
+            detail={"query": request.url.query, "status": 200, "returned": len(matches)},
         ),
     )
-    return fhir_response(orjson.dumps(bundle), pretty=pretty)
+    return fhir_response(body, pretty=pretty)

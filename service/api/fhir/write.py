@@ -108,7 +108,7 @@ async def _visible_or_404(
 # (router.py), since a router included without a prefix cannot hold an empty path.
 @router.post(
     "/",
-    summary="Transaction Bundle (Patient, ServiceRequest, Task; all or nothing)",
+    summary="Transaction Bundle (Patient, ServiceRequest, Task and the referral's supporting resources)",
     operation_id="fhir_transaction",
     openapi_extra=RESOURCE_BODY,
     response_class=Response,
@@ -210,7 +210,9 @@ async def create_service_request(
         program,
         access,
         pretty,
-        lambda conn: inbound.receive_referral(conn, program, body, if_none_exist=if_none_exist),
+        lambda conn: inbound.receive_referral(
+            conn, program, body, if_none_exist=if_none_exist, organization=access.organization
+        ),
     )
 
 

@@ -1,18 +1,18 @@
-"""Running a typed query: the page (keyset-paged on the sort key and pk), its total, the next cursor,
+"""Running a typed query over the projection: the page (:mod:`.paging`), its total, the next cursor,
 and the ``_include``/``_revinclude`` resources, all inside the searcher's data boundary."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
 from service.store.tables import fhir_resources, fhir_search, fhir_versions
 
-from .cursor import encode_cursor
-from .query import Cursor, Found, SearchQuery, SearchResult
+from .paging import page
+from .query import Cursor, Found, SearchQuery, SearchResult, Sort
 from .sql import Compiler, R
 from .values import TYPED_REFERENCE
 
@@ -21,68 +21,43 @@ def _found(row: Any) -> Found:
     return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body), row.patient_id)
 
 
+class Projection:
+    """The :class:`Source` of the projection: one program's ``fhir_resources`` of the searched type,
+    inside the searcher's data boundary; criteria are EXISTS on ``fhir_search`` (:mod:`.sql`)."""
+
+    table = fhir_resources
+    pk = R.pk
+    columns = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
+
+    def __init__(self, program_id: str, resource_type: str, organization: str | None) -> None:
+        self.program_id = program_id
+        self.compiler = Compiler(program_id, resource_type)
+        self.inside = visible(organization)
+
+    def filters(self, query: SearchQuery) -> list[ColumnElement[bool]]:
+        return [
+            R.program_id == self.program_id,
+            R.resource_type == query.resource_type,
+            *(self.compiler.criterion(c) for c in query.criteria),
+            *([self.inside] if self.inside is not None else []),
+        ]
+
+    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
+        return self.compiler.sort_key(sort, cursor)
+
+    def snapshot(self) -> Any:
+        return select(func.coalesce(func.max(fhir_versions.c.pk), 0)).scalar_subquery()
+
+
 async def run(
     conn: AsyncConnection, program_id: str, query: SearchQuery, organization: str | None = None
 ) -> SearchResult:
     """``organization``: the searcher's data boundary; matches and includes outside it do not exist."""
-    compiler = Compiler(program_id, query.resource_type)
-    inside = visible(organization)
-    filters = [
-        R.program_id == program_id,
-        R.resource_type == query.resource_type,
-        *(compiler.criterion(c) for c in query.criteria),
-        *([inside] if inside is not None else []),
-    ]
-    total = None
-    # The first page counts its matches in the same statement (a window over the unlimited rows);
-    # later pages, and count-only searches, ask separately.
-    counted_with_page = query.total and query.cursor is None and not (query.summary_count or query.count == 0)
-    if query.total and not counted_with_page:
-        total = (await conn.execute(select(func.count()).select_from(fhir_resources).where(*filters))).scalar_one()
-    if query.summary_count or query.count == 0:
-        return SearchResult(total, [], [], None)
-
-    key = compiler.sort_key(query.sort, query.cursor)
-    snapshot = select(func.coalesce(func.max(fhir_versions.c.pk), 0)).scalar_subquery().label("snapshot")
-    cursor, descending = query.cursor, query.sort.descending
-    if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
-        page = select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id, snapshot).where(*filters)
-        if cursor is not None:
-            page = page.where(R.pk < cursor.pk if descending else R.pk > cursor.pk)
-        page = page.order_by(R.pk.desc() if descending else R.pk.asc()).limit(query.count + 1)
-    else:
-        inner = (
-            select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id, key.label("k"))
-            .where(*filters)
-            .subquery()
-        )
-        page = select(inner, snapshot)
-        if cursor is not None:
-            after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
-            beyond = inner.c.k < cursor.key if descending else inner.c.k > cursor.key
-            page = page.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
-        order = [inner.c.k, inner.c.pk]
-        page = page.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
-    if counted_with_page:
-        page = page.add_columns(func.count().over().label("total"))
-    rows = (await conn.execute(page)).all()
-    if counted_with_page:
-        total = rows[0].total if rows else 0
-    next_cursor = None
-    if len(rows) > query.count:
-        rows = rows[: query.count]
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            Cursor(
-                query.sort.text,
-                last.k if key is not None else None,
-                last.pk,
-                cursor.snapshot if cursor is not None else last.snapshot,
-            )
-        )
-    matches = [_found(row) for row in rows]
-    included = await _included(conn, program_id, query, matches, inside)
-    return SearchResult(total, matches, included, next_cursor)
+    source = Projection(program_id, query.resource_type, organization)
+    found = await page(conn, source, query)
+    matches = [_found(row) for row in found.rows]
+    included = await _included(conn, program_id, query, matches, source.inside)
+    return SearchResult(found.total, matches, included, found.next_cursor)
 
 
 async def _included(

@@ -6,20 +6,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from service.fhir.search_params import COMMON_PARAMS, SEARCH_PARAMS, ParamType
+from service.fhir.search_params import COMMON_PARAMS, SEARCH_PARAMS, ParamType, SearchParam
 
 from .cursor import decode_cursor
 from .query import DEFAULT_COUNT, MAX_COUNT, Criterion, Include, SearchQuery, Sort
 from .values import UnsupportedModifier, bad, criterion, include
 
-DATE_SORT: dict[str, str | None] = {
-    resource_type: (
-        "date" if "date" in params else next((name for name, p in params.items() if p.type is ParamType.DATE), None)
-    )
-    for resource_type, params in SEARCH_PARAMS.items()
-}
+
+def date_sort(params: Mapping[str, SearchParam]) -> str | None:
+    """What ``_sort=date`` means for a type with these parameters: its ``date`` parameter, else its
+    first date-typed one."""
+    if "date" in params:
+        return "date"
+    return next((name for name, p in params.items() if p.type is ParamType.DATE), None)
+
+
+DATE_SORT: dict[str, str | None] = {resource_type: date_sort(params) for resource_type, params in SEARCH_PARAMS.items()}
 """What ``_sort=date`` means per type: its ``date`` parameter, else its first date-typed one."""
 
 CONTROLS = frozenset(
@@ -27,18 +31,22 @@ CONTROLS = frozenset(
 )
 _SINGLE = frozenset({"_count", "_sort", "_summary", "_elements", "_cursor", "_total"})
 _ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]{0,63}$")
+PK_ORDER = Sort("")
+"""The order without ``_sort``: the order records were stored in."""
 
 
-def sort(resource_type: str, raw: str) -> Sort:
+def sort(resource_type: str, raw: str, params: Mapping[str, SearchParam] | None = None) -> Sort:
+    """``_sort`` on ``resource_type`` (``params``: its parameters; by default those of the projection)."""
     if "," in raw:
         raise bad("_sort supports one key", "_sort")
     descending = raw.startswith("-")
     name = raw[1:] if descending else raw
-    params = SEARCH_PARAMS[resource_type]
+    params = SEARCH_PARAMS[resource_type] if params is None else params
+    by_date = date_sort(params)
     if name == "_lastUpdated":
         return Sort(raw, "_lastUpdated", descending)
-    if name == "date" and DATE_SORT[resource_type]:
-        return Sort(raw, DATE_SORT[resource_type], descending)
+    if name == "date" and by_date:
+        return Sort(raw, by_date, descending)
     if name in params and params[name].type is ParamType.DATE:
         return Sort(raw, name, descending)
     raise bad(f"_sort on {resource_type} supports _lastUpdated and its date parameters", "_sort")
@@ -62,10 +70,18 @@ def elements(resource_type: str, raw: str) -> tuple[str, ...]:
 
 
 def parse(
-    resource_type: str, items: Sequence[tuple[str, str]], *, lenient: bool = False, base: str = ""
+    resource_type: str,
+    items: Sequence[tuple[str, str]],
+    *,
+    lenient: bool = False,
+    base: str = "",
+    params: Mapping[str, SearchParam] | None = None,
+    default_sort: Sort = PK_ORDER,
 ) -> SearchQuery:
-    """The request's parameters (query string, plus the form body of POST _search) as a typed query."""
-    params = SEARCH_PARAMS[resource_type]
+    """The request's parameters (query string, plus the form body of POST _search) as a typed query.
+    ``params``: the type's parameters when it is not one of the projection's (the audit log's
+    AuditEvent); ``default_sort``: the order without ``_sort`` (pk order, ascending by default)."""
+    params = SEARCH_PARAMS[resource_type] if params is None else params
     criteria: list[Criterion] = []
     includes: list[Include] = []
     revincludes: list[Include] = []
@@ -108,7 +124,7 @@ def parse(
             raise bad(f"the modifier :{(modifier or '')[:40]} is not supported on {name}", key[:80]) from None
         links.append((key, raw))
 
-    order = sort(resource_type, single["_sort"]) if "_sort" in single else Sort("")
+    order = sort(resource_type, single["_sort"], params) if "_sort" in single else default_sort
     summary = single.get("_summary", "false")
     if summary not in ("count", "false"):
         raise bad("_summary supports count (and false)", "_summary")

@@ -35,7 +35,7 @@ def date_condition(column: Any, value: DateValue) -> ColumnElement[bool]:
     return conditions[value.prefix]
 
 
-def _ends_with(column: Any, suffix: str) -> ColumnElement[bool]:
+def ends_with(column: Any, suffix: str) -> ColumnElement[bool]:
     """Case-sensitive on both backends (SQLite's LIKE is not)."""
     return and_(
         func.length(column) > len(suffix),
@@ -85,7 +85,7 @@ class Compiler:
         if isinstance(value, ReferenceValue):
             if value.any_type_id is not None:
                 suffix = "/" + value.any_type_id
-                return self.rows(param, lambda c: _ends_with(c.token, suffix))
+                return self.rows(param, lambda c: ends_with(c.token, suffix))
             references = list(value.references)
             return self.rows(param, lambda c: c.token.in_(references))
         if value.code is None:
@@ -97,7 +97,7 @@ class Compiler:
         code = value.code
         found = self.rows(param, lambda c: c.token == code)
         if value.no_system:
-            return and_(found, not_(self.rows(param, lambda c: _ends_with(c.token, "|" + code))))
+            return and_(found, not_(self.rows(param, lambda c: ends_with(c.token, "|" + code))))
         return found
 
     def criterion(self, criterion: Criterion) -> ColumnElement[bool]:

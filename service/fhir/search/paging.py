@@ -1,0 +1,97 @@
+"""One page of a typed query over a :class:`Source` (the projection's resources, or the audit log):
+the matches keyset-paged on the sort key and pk, their total, and the next cursor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .cursor import encode_cursor
+from .query import Cursor, SearchQuery, Sort
+
+
+class Source(Protocol):
+    """What a search runs over: a table whose rows have a growing integer key, the conditions a
+    query's criteria compile to on those rows, and their sort key."""
+
+    @property
+    def table(self) -> FromClause:
+        """The rows searched (the total counts them)."""
+
+    @property
+    def pk(self) -> ColumnElement[int]:
+        """The rows' growing key: the tie-breaker of every order, and the order without ``_sort``."""
+
+    @property
+    def columns(self) -> tuple[ColumnElement[Any], ...]:
+        """What a page returns of each row; one of them is named ``pk`` (the key)."""
+
+    def filters(self, query: SearchQuery) -> list[ColumnElement[bool]]:
+        """The rows the query matches: the searcher's scope and every criterion (and, on a later
+        page, the rows as of the cursor's snapshot when the source pins one)."""
+
+    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
+        """The current row's sort key (None: pk order)."""
+
+    def snapshot(self) -> Any:
+        """A scalar subquery: the point in time paging starts at, carried in the cursor."""
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int | None
+    rows: list[Any]
+    next_cursor: str | None
+
+
+async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Page:
+    """The query's page: keyset-paged on the sort key and pk, with its total (when asked for)."""
+    filters = source.filters(query)
+    total = None
+    # The first page counts its matches in the same statement (a window over the unlimited rows);
+    # later pages, and count-only searches, ask separately.
+    counted_with_page = query.total and query.cursor is None and not (query.summary_count or query.count == 0)
+    if query.total and not counted_with_page:
+        total = (await conn.execute(select(func.count()).select_from(source.table).where(*filters))).scalar_one()
+    if query.summary_count or query.count == 0:
+        return Page(total, [], None)
+
+    key = source.sort_key(query.sort, query.cursor)
+    snapshot = source.snapshot().label("snapshot")
+    cursor, descending = query.cursor, query.sort.descending
+    if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
+        pk = source.pk
+        statement = select(*source.columns, snapshot).where(*filters)
+        if cursor is not None:
+            statement = statement.where(pk < cursor.pk if descending else pk > cursor.pk)
+        statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(query.count + 1)
+    else:
+        inner = select(*source.columns, key.label("k")).where(*filters).subquery()
+        statement = select(inner, snapshot)
+        if cursor is not None:
+            after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
+            beyond = inner.c.k < cursor.key if descending else inner.c.k > cursor.key
+            statement = statement.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
+        order = [inner.c.k, inner.c.pk]
+        statement = statement.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
+    if counted_with_page:
+        statement = statement.add_columns(func.count().over().label("total"))
+    rows = list((await conn.execute(statement)).all())
+    if counted_with_page:
+        total = rows[0].total if rows else 0
+    next_cursor = None
+    if len(rows) > query.count:
+        rows = rows[: query.count]
+        last = rows[-1]
+        next_cursor = encode_cursor(
+            Cursor(
+                query.sort.text,
+                last.k if key is not None else None,
+                last.pk,
+                cursor.snapshot if cursor is not None else last.snapshot,
+            )
+        )
+    return Page(total, rows, next_cursor)
