@@ -4,19 +4,13 @@ the connection's next batch goes as single writes without trying a Bundle first.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from service.auth.backend_client import load_private_key, public_jwks
-from service.auth.keys import SigningKeys
 from service.exchange import connections
 from service.exchange.worker import Worker
-from service.sandbox import ClientRegistration
-from tests.exchange.support import HOSPITAL_KEY, add_connection, consented_session, fast_settings, private_key_file
-from tests.exchange.test_resync_sandbox import delivered, versions
-from tests.sandbox.support import ROOT, Harness, build
+from tests.exchange.sandbox_holdings import delivered, versions
+from tests.exchange.support import consented_session, fast_settings
 
 
 class Recording(httpx.AsyncBaseTransport):
@@ -29,27 +23,6 @@ class Recording(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.seen.append((request.method, request.url.path))
         return await self.inner.handle_async_request(request)
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path):
-    keys = tmp_path / "sandbox-keys"
-    SigningKeys(keys).ensure()
-    harness = build(keys)
-    yield harness
-    await harness.http.aclose()
-
-
-@pytest.fixture
-async def connected(sandbox: Harness, database, program, tmp_path: Path) -> None:
-    key_file = private_key_file(tmp_path)
-    jwks = public_jwks(load_private_key(key_file.read_bytes()))
-    sandbox.sandbox.register_client(
-        ClientRegistration.model_validate({"client_id": "peerlink", "scopes": "system/*.cruds", "jwks": jwks})
-    )
-    await add_connection(
-        database, program, tmp_path, base_url=f"{ROOT}{sandbox.fhir}", organization=HOSPITAL_KEY, key_file=str(key_file)
-    )
 
 
 @pytest.mark.parametrize("status", [403, 405, 422, 501])

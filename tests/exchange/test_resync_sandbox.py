@@ -4,59 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pytest
-from sqlalchemy import select
-
-from service.auth.backend_client import load_private_key, public_jwks
-from service.auth.keys import SigningKeys
 from service.exchange.worker import Worker
-from service.sandbox import ClientRegistration
-from service.store.tables import ehr_resources
-from tests.exchange.support import HOSPITAL_KEY, add_connection, consented_session, fast_settings, private_key_file
-from tests.sandbox.support import ROOT, Harness, build
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path):
-    keys = tmp_path / "sandbox-keys"
-    SigningKeys(keys).ensure()
-    harness = build(keys)
-    yield harness
-    await harness.http.aclose()
-
-
-@pytest.fixture
-async def connected(sandbox: Harness, database, program, tmp_path: Path) -> Path:
-    """The gateway is a client of the sandbox, and the connection ``hospital`` points at it."""
-    key_file = private_key_file(tmp_path)
-    jwks = public_jwks(load_private_key(key_file.read_bytes()))
-    sandbox.sandbox.register_client(
-        ClientRegistration.model_validate({"client_id": "peerlink", "scopes": "system/*.cruds", "jwks": jwks})
-    )
-    await add_connection(
-        database, program, tmp_path, base_url=f"{ROOT}{sandbox.fhir}", organization=HOSPITAL_KEY, key_file=str(key_file)
-    )
-    return key_file
-
-
-async def delivered(database) -> dict[str, str]:
-    """Our reference -> the EHR's id, of everything PeerLink believes the EHR holds."""
-    e = ehr_resources.c
-    async with database.read() as conn:
-        rows = await conn.execute(select(e.resource_type, e.resource_id, e.ehr_id).where(e.connection == "hospital"))
-        return {f"{r.resource_type}/{r.resource_id}": f"{r.resource_type}/{r.ehr_id}" for r in rows}
-
-
-def versions(sandbox: Harness, references: list[str]) -> dict[str, int | None]:
-    """The sandbox's current version of each resource (None: it does not hold it)."""
-    found: dict[str, int | None] = {}
-    for reference in references:
-        resource_type, resource_id = reference.split("/", 1)
-        current = sandbox.sandbox.store.current(resource_type, resource_id)
-        found[reference] = current.version_id if current is not None and current.resource is not None else None
-    return found
+from tests.exchange.sandbox_holdings import delivered, versions
+from tests.exchange.support import consented_session, fast_settings
 
 
 async def test_a_reset_sandbox_gets_everything_back_exactly_once_after_resync(
