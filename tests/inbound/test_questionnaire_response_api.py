@@ -238,3 +238,9 @@ async def test_scopes_and_the_clinic_boundary(anonymous, client, database, progr
     assert (await post(anonymous, by_mrn, clinic)).status_code == 201
     listed = (await client.get("/peer/v1/assessments")).json()["items"]
     assert {r["participant_id"] for r in listed} == {people["a"]} and len(listed) == 2
+
+
+async def test_the_capability_statement_lists_the_create(anonymous):
+    statement = (await anonymous.get("/fhir/metadata")).json()
+    entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "QuestionnaireResponse")
+    assert {"code": "create"} in entry["interaction"]
