@@ -25,6 +25,9 @@ from .context import MappingError, check_valid
 
 ROOT = "QuestionnaireResponse"
 STATUSES = ("completed", "amended")
+MAX_DEPTH = 64
+"""JSON nesting a response may have (ten levels of groups need about twenty); deeper is refused
+before validation, which would otherwise exhaust the interpreter's stack."""
 
 
 @dataclass(frozen=True)
@@ -152,10 +155,25 @@ def _reference(resource: Mapping[str, Any], element: str) -> Mapping[str, Any] |
     return found if isinstance(found, dict) else None
 
 
+def _depth(node: Any) -> int:
+    """How deeply ``node`` nests (iteratively: the answer must not itself recurse)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, dict):
+            stack.extend((value, level + 1) for value in current.values())
+        elif isinstance(current, list):
+            stack.extend((value, level + 1) for value in current)
+    return deepest
+
+
 def from_fhir(resource: Mapping[str, Any], registry: Registry) -> InboundAssessment:
     """A QuestionnaireResponse (JSON) as a scored assessment of a known instrument, or a MappingError."""
     if resource.get("resourceType") != ROOT:
         raise MappingError("resourceType", f"expected {ROOT}")
+    if _depth(resource) > MAX_DEPTH:
+        raise MappingError(ROOT, f"nests deeper than {MAX_DEPTH} levels")
     check_valid(resource)
     instrument = find_instrument(registry, resource.get("questionnaire"))
     if resource.get("status") not in STATUSES:

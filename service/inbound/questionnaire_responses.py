@@ -10,8 +10,9 @@ read (``mappings.assessment_inbound``), scored and stored as an assessment (``re
 - The sender's identifier (``QuestionnaireResponse.identifier``) is claimed in
   ``external_identifiers``: a resend of a completed response returns the assessment it made (200);
   a response with status ``amended`` and a known identifier corrects that assessment by amendment
-  (the newest of its chain), as a correction in the peer API does. If-None-Exist takes
-  ``identifier=system|value`` (the sender's, or PeerLink's own).
+  (the newest of its chain), as a correction in the peer API does; one PeerLink does not know is
+  recorded as a new assessment. The identifier must name a response about the same person (else
+  409). If-None-Exist takes ``identifier=system|value`` (the sender's, or PeerLink's own).
 """
 
 from __future__ import annotations

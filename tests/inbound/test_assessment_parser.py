@@ -165,3 +165,18 @@ def test_unknown_items_two_answers_and_repeats_are_refused_at_the_item():
 def test_status_subject_and_authored(changes, element):
     resource = {k: v for k, v in phq9_response(**changes).items() if v is not None}
     assert refusal(resource).element.startswith(element)
+
+
+def test_a_response_nested_too_deeply_is_refused_not_crashed_on():
+    resource = phq9_response()
+    group: dict[str, Any] = {"linkId": "x"}
+    for level in range(300):
+        group = {"linkId": f"g{level}", "item": [group]}
+    resource["item"].append(group)
+    assert refusal(resource).element == "QuestionnaireResponse"
+    shallow = phq9_response()
+    group = {"linkId": "x"}
+    for level in range(10):
+        group = {"linkId": f"g{level}", "item": [group]}
+    shallow["item"].append(group)
+    assert from_fhir(shallow, REGISTRY).score.total == 10

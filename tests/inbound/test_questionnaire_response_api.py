@@ -4,6 +4,7 @@ an assessment; every refusal an OperationOutcome with the right 4xx, naming the 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,6 +167,15 @@ def _in_progress(body):
     body["status"] = "in-progress"
 
 
+def _deep(body: dict[str, Any]) -> bytes:
+    """Groups nested 300 deep (orjson will not write that deep; the standard library will)."""
+    group: dict[str, Any] = {"linkId": "x"}
+    for level in range(300):
+        group = {"linkId": f"g{level}", "item": [group]}
+    body["item"].append(group)
+    return json.dumps(body).encode()
+
+
 REFUSALS = [
     (_missing, 422, "QuestionnaireResponse.item.where(linkId='44260-8')"),
     (_bad_answer, 422, "QuestionnaireResponse.item[3]"),
@@ -193,6 +203,7 @@ async def test_refusals_name_the_element_and_store_nothing(client, database, pro
         (orjson.dumps([response_for(patient)]), FHIR, None, 400),
         (orjson.dumps(response_for(patient)), FHIR, "patient=Patient/x", 400),
         (orjson.dumps(response_for(patient)), FHIR, "identifier=nobar", 400),
+        (_deep(response_for(patient)), FHIR, None, 422),
     ]
     for raw, content_type, condition, status in others:
         refused = await post(client, raw, content_type=content_type, condition=condition)
