@@ -18,7 +18,7 @@ from fhirpy.base.exceptions import OperationOutcome
 
 from tests.auth_support import fetch_token, rsa_key
 from tests.e2e.gateway import PEERLINK, Gateway, running_gateway
-from tests.inbound.test_assessment_parser import phq9_response
+from tests.inbound.support import phq9_response
 
 pytestmark = pytest.mark.e2e
 CLINIC_ID = "bhc-ehr"

@@ -12,37 +12,14 @@ import pytest
 from mappings import assessment as outbound
 from mappings.assessment_inbound import from_fhir
 from mappings.context import MappingError
+from service.domain.assessment import Assessment, score
 from service.domain.instruments import load_registry
-from tests.mappings.support import context
+from tests.inbound.support import LOINC, VALUES, phq9_response
+from tests.mappings.support import context, record
 
 REGISTRY = load_registry()
 PHQ9 = REGISTRY.get("phq-9")
 BARC10 = REGISTRY.get("barc-10")
-LOINC = "http://loinc.org"
-FREQUENCY = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
-VALUES = [2, 2, 1, 2, 1, 1, 0, 0, 1]
-
-
-def phq9_response(values: list[int] = VALUES, *, difficulty: int | None = 1, **changes: Any) -> dict[str, Any]:
-    """A PHQ-9 response as a clinic's system writes it: LOINC answer codes, a Patient subject."""
-    items: list[dict[str, Any]] = [
-        {"linkId": item.link_id, "answer": [{"valueCoding": {"system": LOINC, "code": FREQUENCY[value]}}]}
-        for item, value in zip(PHQ9.scored_items, values, strict=False)
-    ]
-    if difficulty is not None:
-        items.append({"linkId": "69722-7", "answer": [{"valueInteger": difficulty}]})
-    resource: dict[str, Any] = {
-        "resourceType": "QuestionnaireResponse",
-        "identifier": {"system": "urn:oid:2.16.840.1.113883.19.5.42", "value": "QR-1"},
-        "questionnaire": f"{PHQ9.url}|{PHQ9.version}",
-        "status": "completed",
-        "subject": {"reference": "Patient/abc"},
-        "authored": "2026-01-03T09:15:00-08:00",
-        "author": {"reference": "Patient/abc"},
-        "item": items,
-    }
-    resource.update(changes)
-    return resource
 
 
 def refusal(resource: dict[str, Any]) -> MappingError:
@@ -84,10 +61,19 @@ def test_barc10_local_codes_and_nested_groups():
 
 def test_what_peerlink_sends_it_reads_back():
     """The outbound mapping's QuestionnaireResponse is read back to the same answers."""
-    from tests.mappings.test_assessment import _assessment
-
     answers = dict(zip([i.link_id for i in PHQ9.scored_items], VALUES, strict=True)) | {"69722-7": 2}
-    sent = outbound.questionnaire_response(_assessment(PHQ9, answers), PHQ9, context())
+    made = record(
+        Assessment,
+        "assessment-1",
+        participant_id="participant-1",
+        instrument="phq-9",
+        instrument_version=PHQ9.version,
+        answers=[{"link_id": k, "value": v} for k, v in answers.items()],
+        administered_by="participant",
+        completed_at="2026-01-05T12:00:00+00:00",
+        **score(PHQ9, answers).model_dump(),
+    )
+    sent = outbound.questionnaire_response(made, PHQ9, context())
     assert from_fhir(json.loads(json.dumps(sent)), REGISTRY).answers == answers
 
 

@@ -16,7 +16,7 @@ from mappings.ids import fhir_id
 from service.store.tables import assessments, external_identifiers
 from tests.conftest import token_headers
 from tests.factories import MRN_SYSTEM, create, participant_body, specialist_body
-from tests.inbound.test_assessment_parser import phq9_response
+from tests.inbound.support import phq9_response
 
 FHIR = "application/fhir+json"
 CLINIC_OID = "urn:oid:2.16.840.1.113883.19.5"
