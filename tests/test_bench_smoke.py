@@ -1,5 +1,8 @@
 """The benchmark script keeps working (it is run by `make bench`; nothing here is timed)."""
 
+import re
+
+from mappings.context import MappingContext
 from tests.bench import bench_mappings
 
 
@@ -7,5 +10,31 @@ def test_mapping_benchmark_runs_every_kind(capsys):
     ratio = bench_mappings.main(2)
     printed = capsys.readouterr().out
     assert ratio > 0
-    for kind in ("Patient", "Encounter", "DocumentReference", "ServiceRequest+Task", "CareTeam", "Consent"):
+    for kind in (
+        "Patient",
+        "Encounter",
+        "DocumentReference",
+        "ServiceRequest+Task",
+        "CareTeam",
+        "Consent",
+        "QuestionnaireResponse+Obs",
+    ):
         assert kind in printed
+
+
+def test_assessments_are_benchmarked_as_their_fhir_set(capsys):
+    bench_mappings.main(2)
+    printed = capsys.readouterr().out
+    line = re.search(
+        r"assessments mapped to their FHIR set \((\d+) resources\): ours (\d+)/s, naive fhir.resources (\d+)/s, "
+        r"ratio ([\d.]+)",
+        printed,
+    )
+    assert line is not None, printed
+    resources, ours, naive, ratio = line.groups()
+    # a PHQ-9 with every item answered: the QuestionnaireResponse, panel, total and ten item Observations
+    assert int(resources) == 13
+    assert int(ours) > 0 and int(naive) > 0 and float(ratio) > 0
+    sets = bench_mappings.build(1)[bench_mappings.ASSESSMENT_SETS]
+    produced = sets[0](MappingContext(bench_mappings.PROGRAM))
+    assert [r["resourceType"] for r in produced] == ["QuestionnaireResponse"] + ["Observation"] * 12

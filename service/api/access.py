@@ -118,6 +118,7 @@ _FHIR_RULES = {
     "fhir_search_post": Rule(Interaction.SEARCH),
     "fhir_create_service_request": Rule(Interaction.CREATE, "ServiceRequest"),
     "fhir_create_task": Rule(Interaction.CREATE, "Task"),
+    "fhir_create_questionnaire_response": Rule(Interaction.CREATE, "QuestionnaireResponse"),
     "fhir_update_task": Rule(Interaction.UPDATE, "Task"),
     "fhir_patch_task": Rule(Interaction.UPDATE, "Task"),
     "fhir_transaction": Rule(None),

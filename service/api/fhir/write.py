@@ -1,5 +1,6 @@
 """FHIR write interactions: a clinic's referral (ServiceRequest, Task), conditional create,
-transaction Bundles and the clinic's updates of its Task (PUT, JSON Patch). The use cases are in
+transaction Bundles, the clinic's updates of its Task (PUT, JSON Patch) and a QuestionnaireResponse
+for one of the program's instruments (stored as an assessment). The use cases are in
 ``service.inbound``; this module reads bodies and headers and answers with stored bytes."""
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
 from service.auth.scopes import Interaction
 from service.domain import Program
 from service.domain.errors import BadRequest, UnsupportedMediaType
+from service.domain.instruments import Registry
 from service.fhir import repository
 from service.fhir.bundle import splice
 from service.fhir.projection import instant
 from service.fhir.repository import StoredResource
+from service.inbound import questionnaire_responses
 from service.store import Database
 
 from .read import FhirId
@@ -289,3 +292,45 @@ async def patch_task(
         pretty,
         lambda conn: inbound.patch_task(conn, program, resource_id, patch, expected_version=expected_version),
     )
+
+
+@router.post(
+    "/QuestionnaireResponse",
+    summary="Receive a completed questionnaire for one of the program's instruments: scored and stored as an "
+    "assessment (conditional create with If-None-Exist: identifier=system|value)",
+    operation_id="fhir_create_questionnaire_response",
+    openapi_extra=RESOURCE_BODY,
+    response_class=Response,
+    status_code=201,
+    responses={200: {"description": "If-None-Exist matched, or the response was delivered before"}},
+)
+async def create_questionnaire_response(
+    request: Request,
+    program: ProgramDep,
+    access: AccessDep,
+    database: DatabaseDep,
+    pretty: PrettyDep,
+    if_none_exist: IfNoneExist = None,
+) -> Response:
+    body = _resource(await _json(request, FHIR_BODY), "QuestionnaireResponse")
+    registry: Registry = request.app.state.instruments
+
+    async def work(conn: AsyncConnection) -> tuple[inbound.Outcome, StoredResource]:
+        received = await questionnaire_responses.receive_questionnaire_response(
+            conn, program, body, registry, if_none_exist=if_none_exist, organization=access.organization
+        )
+        stored = await questionnaire_responses.stored_response(conn, program, received, registry)
+        await audit_trail.changing(
+            conn,
+            request,
+            access,
+            program.id,
+            "create",
+            "C" if received.outcome.created else "U",
+            patients=[stored.patient_id],
+            entities=[f"{stored.resource_type}/{stored.resource_id}"],
+        )
+        return received.outcome, stored
+
+    outcome, stored = await inbound.run(database, work)
+    return _answer(request, outcome, stored, pretty)
