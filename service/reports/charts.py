@@ -32,16 +32,27 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None],
     bars = axes.barh(positions, shown, color=BAR)
     axes.set_yticks(positions, labels=list(labels))
     axes.invert_yaxis()
-    axes.set_title(title, fontsize=11, loc="left")
+    figure.suptitle(title, fontsize=11, x=0.02, ha="left")
     axes.set_xlabel(unit)
     axes.axvline(0, color="#444444", linewidth=0.8)
     span = max((abs(v) for v in shown), default=0.0) or 1.0
-    axes.set_xlim(min(min(shown, default=0.0), 0.0) - 0.25 * span, max(max(shown, default=0.0), 0.0) + 0.35 * span)
+    lowest, highest = min(min(shown, default=0.0), 0.0), max(max(shown, default=0.0), 0.0)
+    axes.set_xlim(lowest - 0.35 * span if lowest < 0 else 0.0, highest + 0.35 * span)
     for bar, value in zip(bars, values, strict=True):
         y = bar.get_y() + bar.get_height() / 2
         text = "suppressed" if value is None else f"{value:g}"
         x = 0.0 if value is None else value
-        axes.annotate(text, (x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+        left = value is not None and value < 0
+        axes.annotate(
+            text,
+            (x, y),
+            xytext=(-4 if left else 4, 0),
+            textcoords="offset points",
+            va="center",
+            ha="right" if left else "left",
+            fontsize=9,
+            color="#555555" if value is None else "#1d1d1d",
+        )
     if not labels:
         axes.text(0.5, 0.5, "no rows", transform=axes.transAxes, ha="center")
     for side in ("top", "right"):

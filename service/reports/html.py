@@ -9,12 +9,15 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader
 
+from service.domain.instruments import Direction
+
 from .charts import bar_chart
 from .compute import DAYS_PER_MONTH, PROGRAM, RETENTION_DAYS
 from .document import OutcomeReport
 from .policy import MARKER, load_policy
 
 TEMPLATE = "outcomes.html.j2"
+_BETTER = {Direction.HIGHER_IS_WORSE: "lower is better", Direction.HIGHER_IS_BETTER: "higher is better"}
 
 
 @cache
@@ -50,14 +53,14 @@ def charts(report: OutcomeReport) -> list[dict[str, str]]:
     overall = [r for r in report.outcomes if r.group_by == PROGRAM]
     change = bar_chart(
         "Mean change from first to last assessment in the period",
-        [f"{r.instrument_title} ({r.direction.value.replace('-', ' ')})" for r in overall],
+        [f"{r.instrument.upper()} ({_BETTER[r.direction]})" for r in overall],
         [_number(r.mean_change) for r in overall],
         "points",
     )
     by_modality = [r for r in report.engagement if r.group_by in (PROGRAM, "modality")]
     sessions = bar_chart(
         "Sessions per participant per month",
-        [r.group_label if r.group_by == PROGRAM else f"Mainly {r.group_label}" for r in by_modality],
+        [r.group_label if r.group_by == PROGRAM else f"Mainly {r.group_label.lower()}" for r in by_modality],
         [_number(r.sessions_per_participant_month) for r in by_modality],
         "sessions per participant-month",
     )
