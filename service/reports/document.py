@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.instruments import Direction
 
-from .compute import NONE, PROGRAM, EngagementFigures, Figures, OutcomeFigures
+from .compute import PROGRAM, EngagementFigures, Figures, OutcomeFigures
 from .policy import Policy, Suppressed
 
 Count = int | Suppressed
@@ -212,4 +212,4 @@ def build(
     )
 
 
-__all__ = ["NONE", "EngagementRow", "OutcomeReport", "OutcomeRow", "build", "complementary"]
+__all__ = ["EngagementRow", "OutcomeReport", "OutcomeRow", "build", "complementary"]

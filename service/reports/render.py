@@ -41,8 +41,17 @@ def as_json(report: OutcomeReport) -> bytes:
     return orjson.dumps(report.model_dump(mode="json", by_alias=True), option=orjson.OPT_INDENT_2)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    """A cell's text; a label a spreadsheet would run as a formula (a specialist named "=..." say)
+    is quoted with a leading apostrophe (OWASP CSV injection); numbers are written as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return str(value)
 
 
 def rows(report: OutcomeReport) -> list[dict[str, str]]:

@@ -112,3 +112,16 @@ def test_a_wrong_policy_file_fails_naming_it(tmp_path: Path):
     bad.write_text("threshold = ")
     with pytest.raises(PolicyError, match="cannot be read"):
         read_policy(bad)
+
+
+def test_a_label_a_spreadsheet_would_run_is_quoted_in_the_csv():
+    from service.reports.render import rows
+
+    document = report(11)
+    evil = document.model_copy(
+        update={"outcomes": [document.outcomes[0].model_copy(update={"group_label": "=HYPERLINK(1)"})]}
+    )
+    first = rows(evil)[0]
+    assert first["group_label"] == "'=HYPERLINK(1)"
+    numbers = next(r for r in rows(report(11)) if r["instrument"] == "phq-9" and r["group_by"] == "program")
+    assert numbers["mean_change"] == "-10.0"  # a negative number is not quoted
