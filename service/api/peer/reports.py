@@ -19,7 +19,6 @@ from service.api.access import AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.domain.instruments import Registry
 from service.reports import OutcomeReport, outcome_report, period
-from service.reports.html import as_html
 from service.reports.render import as_csv
 
 router = APIRouter(tags=["report"])
@@ -81,5 +80,7 @@ async def program_outcome_report(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     if query.format is ReportFormat.HTML:
+        from service.reports.html import as_html  # matplotlib loads on the first page, not at start-up
+
         return Response(await run_in_threadpool(as_html, report), media_type=HTML)
     return report
