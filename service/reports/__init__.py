@@ -28,7 +28,10 @@ MAX_DAYS = 3660  # ten years: a longer period is a mistake
 def period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
     """The report period, both days included: ``end`` defaults to today, ``start`` to a year before it."""
     end = end or today
-    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    if start is None:
+        if end - date.min < timedelta(days=DEFAULT_DAYS - 1):
+            raise BadRequest("the period would start before the year 1: give 'from' too")
+        start = end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise BadRequest("the period starts after it ends: 'from' must be on or before 'to'")
     if (end - start).days >= MAX_DAYS:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from service.domain.assessment import Assessment, ChangeKind, change, current
 from service.domain.instruments import Direction, Registry
@@ -30,6 +30,10 @@ DAYS_PER_MONTH = 30.4375  # the mean Gregorian month
 RETENTION_DAYS = (30, 90)
 PROGRAM = "program"
 NONE = "none"
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -121,14 +125,14 @@ def participant_changes(
 ) -> dict[str, tuple[int, ChangeKind]]:
     """Participant -> (last minus first total, its kind) over their standing assessments of the
     instrument completed in the period; only participants with two or more."""
-    instrument = registry.get(instrument_id)
     by_participant: dict[str, list[Assessment]] = {}
     for a in current([a for a in assessments if a.instrument == instrument_id]):
-        if period.holds(a.completed_at.date()):
+        if period.holds(utc_day(a.completed_at)):
             by_participant.setdefault(a.participant_id, []).append(a)
     found: dict[str, tuple[int, ChangeKind]] = {}
     for participant_id, series in by_participant.items():
         if len(series) >= 2:
+            instrument = registry.get(instrument_id, series[-1].instrument_version)  # as the outcomes API does
             moved = change(instrument, series[0].total, series[-1].total)
             found[participant_id] = (moved.from_baseline, moved.kind)
     return found

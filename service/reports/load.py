@@ -14,7 +14,7 @@ from service.domain.specialist import PeerSpecialist
 from service.fhir.render import all_records
 from service.store import kinds as k
 
-from .compute import Enrolment, Facts, Period, Session
+from .compute import Enrolment, Facts, Period, Session, utc_day
 
 
 async def facts(conn: AsyncConnection, program: Program, start: date, end: date) -> Facts:
@@ -28,8 +28,8 @@ async def facts(conn: AsyncConnection, program: Program, start: date, end: date)
     specialists: list[PeerSpecialist] = await all_records(conn, k.SPECIALISTS, program.id)
     return Facts(
         period=Period(start, end),
-        enrolments=[Enrolment(p.id, p.created_at.date()) for p in participants],
-        sessions=[Session(e.participant_id, e.specialist_id, e.modality.value, e.start.date()) for e in encounters],
+        enrolments=[Enrolment(p.id, utc_day(p.created_at)) for p in participants],
+        sessions=[Session(e.participant_id, e.specialist_id, e.modality.value, utc_day(e.start)) for e in encounters],
         assessments=assessments,
         specialists={s.id: s.name.text for s in specialists},
     )

@@ -107,6 +107,7 @@ async def test_bad_periods_and_formats_are_problems(client):
         "from=2026-05-01&to=2026-04-30": 400,
         "from=2000-01-01&to=2026-01-01": 400,
         "color=blue": 422,
+        "to=0001-01-02": 400,  # a year before it is no day at all
     }
     for query, status in cases.items():
         answer = await client.get(f"{PATH}?{query}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -149,3 +149,11 @@ def test_an_instrument_without_a_threshold_has_no_reliable_counts():
     result = figures(facts(people(0), [], []), REGISTRY)
     barc = program_row(result, "barc-10")
     assert (barc.participants, barc.threshold_known, barc.mean_change) == (0, False, None)
+
+
+def test_days_are_utc_days():
+    late_evening = phq9("p", date(2025, 12, 31), 20).model_copy(
+        update={"completed_at": datetime(2025, 12, 31, 20, tzinfo=timezone(timedelta(hours=-5)))}
+    )  # 01:00 UTC on 1 January: inside the period
+    changes = participant_changes([late_evening, phq9("p", NOV, 10)], REGISTRY, "phq-9", PERIOD)
+    assert changes["p"][0] == -10
