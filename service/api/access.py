@@ -162,6 +162,7 @@ _PEER_RULES |= {
     "list_assessment": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
     "list_due_assessments": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
     "participant_outcomes": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
+    "program_outcome_report": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
 }
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 

@@ -11,6 +11,7 @@ from service.cli.exchange import ehr_app
 from service.cli.gateway import migrate, seed, serve
 from service.cli.outbox import deadletters_app, worker
 from service.cli.preview import map_record, openapi
+from service.cli.report import report_app
 from service.cli.up import up
 from service.exchange.conformance.command import check
 from service.sandbox.cli import sandbox_app
@@ -26,6 +27,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("check")(check)
 app.command("up")(up)
 app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
 app.command("migrate")(migrate)
 app.command("seed")(seed)
 app.command("serve")(serve)

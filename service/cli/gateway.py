@@ -25,15 +25,17 @@ def migrate() -> None:
 def seed() -> None:
     """Load the synthetic demo program (does nothing if it is there already)."""
     from service.cli.seed import seed_demo
+    from service.domain.instruments import load_registry
     from service.store import Database
 
     settings = configured_settings()
+    registry = load_registry(settings.instruments_dir)
 
     async def run() -> bool:
         database = Database(settings.database_url)
         try:
             async with database.transaction() as conn:
-                return await seed_demo(conn) is not None
+                return await seed_demo(conn, registry=registry) is not None
         finally:
             await database.dispose()
 

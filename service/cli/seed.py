@@ -1,8 +1,9 @@
 """Deterministic synthetic demo data, written through the same operations the API uses.
 
 One program, 3 peer specialists, 12 participants (each with a care team, a goal, a consent, two
-finished encounters with signed notes) and 4 referrals in different states. Dates are relative to
-the day of seeding so certifications stay current. No real person is described.
+finished encounters with signed notes, and outcome assessments over time — ``seed_outcomes``) and
+4 referrals in different states. Dates are relative to the day of seeding so certifications stay
+current; participants were enrolled 110 to 341 days before it. No real person is described.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.cli.seed_outcomes import intake, seed_assessments
 from service.domain import (
     CareTeamMemberFields,
     ConsentFields,
@@ -26,6 +28,7 @@ from service.domain import (
     ReferralFields,
     TransitionRequest,
 )
+from service.domain.instruments import Registry, load_registry
 from service.records import operations
 from service.records import types as rt
 from service.records.programs import create_program, find_by_code
@@ -130,11 +133,14 @@ _REFERRAL_PATHS: list[list[ReferralAction]] = [
 ]
 
 
-async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program | None:
+async def seed_demo(
+    conn: AsyncConnection, today: date | None = None, registry: Registry | None = None
+) -> Program | None:
     """Seed the demo program; returns None (and writes nothing) when it exists already."""
     if await find_by_code(conn, DEMO_CODE) is not None:
         return None
     today = today or datetime.now(UTC).date()
+    registry = registry or load_registry()
     program = await create_program(
         conn,
         ProgramFields(
@@ -164,6 +170,7 @@ async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program
         )
         specialists.append(await operations.create(conn, pid, rt.SPECIALISTS, fields))
 
+    people: list[tuple[str, str]] = []
     for i in range(12):
         peer = specialists[i % 3]
         participant = await operations.create(
@@ -187,7 +194,9 @@ async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program
                     ],
                 }
             ),
+            now=intake(i, today),  # enrolled months ago: the intake the outcome report counts from
         )
+        people.append((participant.id, peer.id))
         await operations.create(
             conn,
             pid,
@@ -308,4 +317,5 @@ async def seed_demo(conn: AsyncConnection, today: date | None = None) -> Program
                 referral = await operations.transition_referral(
                     conn, pid, referral.id, action, request, expected_version=None
                 )
+    await seed_assessments(conn, pid, registry, people, today)
     return program

@@ -13,6 +13,7 @@ from .actions import router as actions_router
 from .assessments import router as assessments_router
 from .disclosures import router as disclosures_router
 from .records import record_router
+from .reports import router as reports_router
 
 
 @cache  # built once per process: routes hold no app state, and building costs ~0.5 s
@@ -20,6 +21,7 @@ def peer_router() -> APIRouter:
     router = APIRouter(prefix="/peer/v1", dependencies=[Depends(require_json)])
     router.include_router(disclosures_router)
     router.include_router(assessments_router)  # /assessments/due before /assessments/{id}
+    router.include_router(reports_router)
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))

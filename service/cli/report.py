@@ -1,0 +1,74 @@
+"""`peerlink report outcomes`: the program outcome report (JSON, CSV or a self-contained HTML page),
+the same document as ``GET /peer/v1/reports/outcomes``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli.common import fail, with_open_database
+from service.settings import get_settings
+
+report_app = typer.Typer(help="Program reports.", no_args_is_help=True)
+FORMATS = ("json", "csv", "html")
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} is a day, YYYY-MM-DD") from None
+
+
+@report_app.command("outcomes")
+def outcomes(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: a year before --to).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day, included, YYYY-MM-DD (default: today).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="json, csv or html.")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of standard output.")] = None,
+    program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
+) -> None:
+    """Outcomes per instrument and engagement, by modality and by specialist, small cells suppressed."""
+    from service.domain.errors import BadRequest
+    from service.domain.instruments import load_registry
+    from service.records.programs import get_by_code
+    from service.reports import outcome_report, period
+    from service.reports.html import as_html
+    from service.reports.render import as_csv, as_json
+
+    settings = get_settings()
+    if format_ not in FORMATS:
+        raise fail("--format is json, csv or html")
+    now = datetime.now(UTC)
+    try:
+        start, end = period(_day(from_, "--from"), _day(to, "--to"), now.date())
+    except BadRequest as error:
+        raise fail(error.detail) from None
+    registry = load_registry(settings.instruments_dir)
+
+    async def work(database: Any) -> Any:
+        async with database.read() as conn:
+            found = await get_by_code(conn, program or settings.default_program)
+            return await outcome_report(conn, found, registry, start, end, now)
+
+    report = with_open_database(settings, work, prefix="peerlink report")
+    if format_ == "json":
+        data = as_json(report)
+    elif format_ == "csv":
+        data = as_csv(report).encode()
+    else:
+        data = as_html(report).encode()
+    if out is None:
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        sys.stdout.flush()
+        return
+    out.write_bytes(data)
+    typer.echo(f"outcome report ({format_}, {start} to {end}) written to {out}", err=True)
