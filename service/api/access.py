@@ -162,6 +162,14 @@ _PEER_RULES |= {
     "list_due_assessments": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
     "participant_outcomes": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
 }
+_PEER_RULES |= {  # billing: coverages, the payer rule sets, claim readiness
+    "create_coverage": Rule(Interaction.CREATE, "Coverage", peer=True),
+    "read_coverage": Rule(Interaction.READ, "Coverage", peer=True),
+    "update_coverage": Rule(Interaction.UPDATE, "Coverage", peer=True),
+    "list_coverage": Rule(Interaction.SEARCH, "Coverage", peer=True),
+    "list_payer_rules": Rule(None, peer=True),
+    "billing_readiness": Rule(Interaction.SEARCH, "Claim", peer=True),
+}
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 
 

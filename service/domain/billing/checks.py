@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
 from service.domain.note import NoteStatus
 from service.domain.referral import Referral
 
+from .facts import SessionFacts
 from .rules import PayerRules
-
-if TYPE_CHECKING:
-    from .readiness import SessionFacts
 
 SIGNED = frozenset({NoteStatus.FINAL, NoteStatus.AMENDED})
 

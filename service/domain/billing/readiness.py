@@ -20,15 +20,14 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from service.domain.coverage import Authorization, Coverage
-from service.domain.encounter import EncounterStatus, Modality, PeerEncounter
-from service.domain.note import Note
-from service.domain.participant import Participant
+from service.domain.encounter import EncounterStatus, Modality
 from service.domain.program import Program
 from service.domain.referral import Referral, ReferralStatus
 from service.domain.specialist import PeerSpecialist
 
 from . import DEFAULT_PAYER, PayerRegistry
 from .checks import Blocked, document_checks
+from .facts import SessionFacts
 from .periods import Entry, Ledger, describe
 from .rules import Delivery, PayerRules
 
@@ -77,18 +76,6 @@ class ReadinessLine(BaseModel):
     status: Status
     reasons: list[Reason]
     warnings: list[Reason] = Field(description="Not blocking, but worth a look (e.g. supervision not recorded).")
-
-
-@dataclass(frozen=True)
-class SessionFacts:
-    """Everything on file that bears on one session's claim."""
-
-    encounter: PeerEncounter
-    participant: Participant
-    specialist: PeerSpecialist
-    notes: list[Note] = field(default_factory=list)
-    referrals: list[Referral] = field(default_factory=list)
-    coverages: list[Coverage] = field(default_factory=list)
 
 
 def credential_of(specialist: PeerSpecialist) -> str:
