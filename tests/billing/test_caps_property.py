@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.domain.billing.periods import window_start
+from service.domain.billing.rules import Period
 from tests.billing.builders import Case, at, rated, referral
 
 PAYERS = [("tx-medicaid", "TX"), ("nj-medicaid-sud", "NJ"), ("nc-medicaid", "NC")]
@@ -37,7 +38,7 @@ def test_ready_lines_never_exceed_a_cap(payer, drawn):
     lines = case.lines()
     payer_rules = rated().get(payer_id)
     ready = [line for line in lines if line.status == "ready"]
-    limits = [(cap, cap.units) for cap in payer_rules.caps]
+    limits: list[tuple[Period, int]] = [(cap, cap.units) for cap in payer_rules.caps]
     if payer_rules.prior_authorization is not None:
         limits.append((payer_rules.prior_authorization, payer_rules.prior_authorization.after_units))
     for period, most in limits:

@@ -207,7 +207,7 @@ def test_a_program_file_replaces_a_shipped_one_and_a_wrong_file_fails_at_load(tm
     assert rated().get("tx-medicaid").rate.per_unit == Decimal("10.00")
     wrong = tmp_path / "bad.toml"
     wrong.write_text('id = "bad"\nname = "x"\n')
-    with pytest.raises(PayerError, match="bad.toml is wrong"):
+    with pytest.raises(PayerError, match=r"bad\.toml is wrong"):
         load_file(wrong)
     wrong.unlink()
     (tmp_path / "other.toml").write_text((PAYERS_DIR / "nc-medicaid.toml").read_text())
