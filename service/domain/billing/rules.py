@@ -143,6 +143,12 @@ class PayerRules(_Data):
     source: Text
     why: Text
     unverified: Text | None = None
+    payors: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list,
+        description="How a clinic's FHIR Coverage.payor names this payer: organisation names (any case) or "
+        "'system|value' identifiers. A Coverage received with a referral is recorded under the first rule set "
+        "that lists its payor, else under the generic one.",
+    )
     procedure_code: Annotated[str, Field(pattern=r"^[A-Z][0-9]{4}$")]
     procedure_modifiers: list[Modifier] = Field(default_factory=list, max_length=2)
     units: Units
