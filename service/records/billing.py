@@ -8,7 +8,6 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.billing import PayerRegistry
@@ -27,7 +26,6 @@ from service.store import kinds as k
 from service.store.repository import Range
 
 PAGE = 500
-CHUNK = 400
 MAX_RANGE_DAYS = 400
 
 
@@ -55,19 +53,7 @@ async def _finished(conn: AsyncConnection, program_id: str, low: datetime, high:
 
 
 async def _by(conn: AsyncConnection, program_id: str, stored: Any, column: str, values: set[str]) -> list[Any]:
-    """Every record of ``stored`` whose ``column`` is one of ``values`` (in chunks of CHUNK)."""
-    repository = RecordRepository(stored)
-    table = stored.table
-    found: list[Any] = []
-    ordered = sorted(values)
-    for i in range(0, len(ordered), CHUNK):
-        query = (
-            select(table)
-            .where(table.c.program_id == program_id, table.c[column].in_(ordered[i : i + CHUNK]))
-            .order_by(table.c.pk)
-        )
-        found += [repository._record(row) for row in (await conn.execute(query)).all()]
-    return found
+    return await RecordRepository(stored).find_all(conn, program_id, column, sorted(values))
 
 
 def _grouped(records: list[Any], key: str) -> dict[str, list[Any]]:
