@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
