@@ -206,3 +206,15 @@ async def test_the_command_line_lists_the_same_reasons(database, books, monkeypa
         assert "--from must be a date" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+async def test_the_date_of_service_is_the_sessions_own_day(client, books):
+    """An evening session in US Central time is billed on its own day, not on the UTC date."""
+    evening = datetime.fromisoformat("2026-03-20T19:30:00-05:00")  # 00:30 UTC on the 21st
+    session = await _session(client, books["participant"], books["specialist"], evening, 60)
+    answer = await client.get("/peer/v1/billing/readiness", params={"from": "2026-03-20", "to": "2026-03-20"})
+    lines = answer.json()["items"]
+    assert [(line["session_id"], line["date_of_service"]) for line in lines] == [(session, "2026-03-20")]
+    assert (await client.get("/peer/v1/billing/readiness", params={"from": "2026-03-21", "to": "2026-03-21"})).json()[
+        "items"
+    ] == []
