@@ -17,6 +17,7 @@ from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
+from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
 from service.exchange.worker import Worker
 from service.metrics import Metrics
@@ -60,6 +61,7 @@ def create_app(
     app.state.database = database
     app.state.program_cache = {}
     app.state.instruments = load_registry(settings.instruments_dir)  # a wrong instrument file fails here
+    app.state.payers = load_payers(settings.payers_dir)  # a wrong payer rules file fails here
     app.state.metrics = Metrics()
     app.state.security = security.build(settings, database, outbound)
     app.state.outbound = outbound

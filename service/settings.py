@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of the program's own outcome instruments and schedules (TOML, checked at start).",
     )
+    payers_dir: Path | None = Field(
+        default=None,
+        description="Folder of the program's own payer rule files (TOML, checked at start; may replace a shipped one).",
+    )
     auth_required: bool = Field(
         default=True,
         description="Every /fhir and /peer request needs a bearer token. false only for local benchmarks.",

@@ -164,6 +164,14 @@ _PEER_RULES |= {
     "participant_outcomes": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
     "program_outcome_report": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
 }
+_PEER_RULES |= {  # billing: coverages, the payer rule sets, claim readiness
+    "create_coverage": Rule(Interaction.CREATE, "Coverage", peer=True),
+    "read_coverage": Rule(Interaction.READ, "Coverage", peer=True),
+    "update_coverage": Rule(Interaction.UPDATE, "Coverage", peer=True),
+    "list_coverage": Rule(Interaction.SEARCH, "Coverage", peer=True),
+    "list_payer_rules": Rule(None, peer=True),
+    "billing_readiness": Rule(Interaction.SEARCH, "Claim", peer=True),
+}
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 
 

@@ -7,6 +7,7 @@ import typer
 
 from service.cli.audit import audit_app
 from service.cli.auth import clients_app, keys_app, token
+from service.cli.claims import claims_app
 from service.cli.exchange import ehr_app
 from service.cli.gateway import migrate, seed, serve
 from service.cli.outbox import deadletters_app, worker
@@ -28,6 +29,7 @@ app.command("check")(check)
 app.command("up")(up)
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
+app.add_typer(claims_app, name="claims")
 app.command("migrate")(migrate)
 app.command("seed")(seed)
 app.command("serve")(serve)

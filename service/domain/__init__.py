@@ -4,6 +4,7 @@ from .assessment import AdministeredBy, Assessment, AssessmentAnswers, Assessmen
 from .care_team import CareTeamMember, CareTeamMemberFields, CareTeamRole, ExternalClinician
 from .common import RecordMeta
 from .consent import Consent, ConsentFields, DataCategory
+from .coverage import Coverage, CoverageFields
 from .encounter import EncounterStatus, Modality, PeerEncounter, PeerEncounterFields, SupportCategory
 from .goal import Goal, GoalFields, GoalStatus
 from .note import AmendmentFields, Note, NoteFields, NoteStatus
@@ -24,6 +25,8 @@ __all__ = [
     "Certification",
     "Consent",
     "ConsentFields",
+    "Coverage",
+    "CoverageFields",
     "DataCategory",
     "EncounterStatus",
     "ExternalClinician",

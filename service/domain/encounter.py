@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import AwareDatetime, Field, computed_field, model_validator
 
@@ -74,6 +74,18 @@ class PeerEncounterFields(DomainModel):
     support_categories: list[SupportCategory] = Field(default_factory=list, max_length=4)
     goal_ids: list[RecordId] = Field(default_factory=list, max_length=20, description="Goals addressed.")
     status: EncounterStatus = EncounterStatus.PLANNED
+    group_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=200,
+        description="A group session: how many participants attended in all (this one included). "
+        "None for a one-on-one session.",
+    )
+    place_of_service: Annotated[str, Field(pattern=r"^[0-9]{2}$")] | None = Field(
+        default=None,
+        description="CMS place-of-service code of the session (e.g. 11 office, 10 telehealth at home); "
+        "None: the payer's usual place for the session's modality.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -104,6 +116,11 @@ class PeerEncounterFields(DomainModel):
         if self.status is not EncounterStatus.FINISHED or self.duration_minutes is None:
             return 0
         return billable_units(self.duration_minutes)
+
+    @property
+    def is_group(self) -> bool:
+        """A group session: modality group, or more than one participant attending."""
+        return self.modality is Modality.GROUP or (self.group_size or 0) > 1
 
 
 class PeerEncounter(PeerEncounterFields, RecordMeta):

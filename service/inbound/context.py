@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mappings import clinical_context as context_map
 from mappings.context import MappingContext
 from service.domain import Program, Referral
-from service.records import clinical_context, operations
+from service.domain.billing import load_payers
+from service.records import clinical_context, coverage_fhir, operations
 from service.records.clinical_context import ContextResource
 from service.records.types import REFERRALS
+from service.settings import get_settings
 
 from .errors import Where, refused
 from .outcomes import Outcome
@@ -137,5 +140,20 @@ async def keep_context(
         body = context_map.kept(s.resource, ids[s.index], served)
         key = context_map.clinic_key(s.resource, s.full_url)
         items.append(ContextResource(s.resource_type, key, ids[s.index], role, body))
-    created = await clinical_context.keep(conn, program.id, referral_id, items, operations.utcnow())
+    now = operations.utcnow()
+    created = await clinical_context.keep(conn, program.id, referral_id, items, now)
+    await _record_coverages(conn, program, referral_id, sent, now)
     return [Outcome(i.resource_type, i.resource_id, new) for i, new in zip(items, created, strict=True)]
+
+
+async def _record_coverages(
+    conn: AsyncConnection, program: Program, referral_id: str, sent: Sequence[Sent], now: datetime
+) -> None:
+    """A Coverage sent with the referral also becomes coverage on file (service.records.coverage_fhir)."""
+    coverages = [s.resource for s in sent if s.resource_type == "Coverage"]
+    if not coverages:
+        return
+    referral: Referral = await REFERRALS.repository.get(conn, program.id, referral_id)
+    organizations = {name: s.resource for s in sent if s.resource_type == "Organization" for name in s.names}
+    payers = load_payers(get_settings().payers_dir)
+    await coverage_fhir.from_referral(conn, program.id, referral.participant_id, coverages, organizations, payers, now)

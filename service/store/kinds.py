@@ -14,6 +14,7 @@ from service.domain import (
     Referral,
 )
 from service.domain.assessment import Assessment
+from service.domain.coverage import Coverage
 
 from . import tables
 from .repository import StoredKind
@@ -52,3 +53,4 @@ ASSESSMENTS = StoredKind(
     Assessment,
     ("participant_id", "instrument", "completed_at", "status", "amends_id"),
 )
+COVERAGES = StoredKind("coverage", "coverage", tables.coverages, Coverage, ("participant_id", "payer"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -208,3 +209,14 @@ class RecordRepository(Generic[R]):
             items=[self._record(row) for row in rows],
             next_cursor=encode_cursor(rows[-1].pk) if more else None,
         )
+
+    async def find_all(
+        self, conn: AsyncConnection, program_id: str, column: str, values: Sequence[Any], *, chunk: int = 400
+    ) -> builtins.list[R]:
+        """Every record whose indexed ``column`` is one of ``values`` (queried ``chunk`` values at a time)."""
+        c = self.table.c
+        found: builtins.list[R] = []
+        for i in range(0, len(values), chunk):
+            query = select(self.table).where(c.program_id == program_id, c[column].in_(values[i : i + chunk]))
+            found += [self._record(row) for row in (await conn.execute(query.order_by(c.pk))).all()]
+        return found

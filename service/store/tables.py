@@ -129,6 +129,14 @@ assessments = Table(
     Column("amends_id", ID, ForeignKey("assessments.id"), nullable=True, index=True),
 )
 
+coverages = Table(
+    "coverages",
+    metadata,
+    *_spine(),
+    Column("participant_id", ID, ForeignKey("participants.id"), nullable=False, index=True),
+    Column("payer", String(64), nullable=False, index=True),
+)
+
 record_versions = Table(
     "record_versions",
     metadata,

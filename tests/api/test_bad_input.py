@@ -157,6 +157,12 @@ CREATE_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "consents": lambda ids: f.consent_body(ids["participant"]),
     "goals": lambda ids: f.goal_body(ids["participant"]),
     "assessments": lambda ids: f.assessment_body(ids["participant"], ids["specialist"]),
+    "coverages": lambda ids: {
+        "participant_id": ids["participant"],
+        "payer": "default",
+        "member_id": "M-1",
+        "period": {"start": "2026-01-01"},
+    },
 }
 
 ACTION_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
@@ -339,6 +345,7 @@ async def world(client: httpx.AsyncClient) -> World:
     built = await World(client).build()
     body = f.assessment_body(built.ids["participant"], built.ids["specialist"])
     built.ids["assessment"] = (await f.create(client, "assessments", body))["id"]
+    built.ids["coverage"] = (await f.create(client, "coverages", CREATE_BODIES["coverages"](built.ids)))["id"]
     return built
 
 
@@ -368,7 +375,8 @@ def test_endpoint_lists_come_from_the_openapi_document() -> None:
         "retract_note",
         "revoke_consent",
     } <= actions
-    assert len(CHANGE_OPS) == len(ALL) + len(actions)
+    explicit_updates = {"update_coverage"}  # PATCH routes of records outside the generated ones
+    assert len(CHANGE_OPS) == len(ALL) + len(actions) + len(explicit_updates)
     missing = {op.kind for op in ITEM_OPS} - set(CREATE_BODIES)
     assert not missing, f"no sample body to create {missing}: add them to CREATE_BODIES"
 
@@ -606,6 +614,7 @@ async def test_record_of_another_program_is_404(client: httpx.AsyncClient, datab
     theirs = await World(client).build()
     assessment = f.assessment_body(theirs.ids["participant"], theirs.ids["specialist"])
     theirs.ids["assessment"] = (await f.create(client, "assessments", assessment))["id"]
+    theirs.ids["coverage"] = (await f.create(client, "coverages", CREATE_BODIES["coverages"](theirs.ids)))["id"]
     client.headers["Authorization"] = ours
     before = await snapshot(client, other)
     expect = Expect()

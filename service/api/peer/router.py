@@ -11,6 +11,8 @@ from service.records.types import ALL
 
 from .actions import router as actions_router
 from .assessments import router as assessments_router
+from .billing import router as billing_router
+from .coverages import router as coverages_router
 from .disclosures import router as disclosures_router
 from .records import record_router
 from .reports import router as reports_router
@@ -22,6 +24,8 @@ def peer_router() -> APIRouter:
     router.include_router(disclosures_router)
     router.include_router(assessments_router)  # /assessments/due before /assessments/{id}
     router.include_router(reports_router)
+    router.include_router(coverages_router)
+    router.include_router(billing_router)
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
