@@ -26,11 +26,23 @@ PUSH_KINDS: dict[str, str] = {
     "notes": "note",
     "care-teams": "care-team",
     "referral-status": "referral",
+    "assessments": "assessment",
 }
 """What a connection may push (CLI/API name) -> the outbox kind."""
-OUTBOX_KIND = {"encounter": "encounter", "note": "note", "care_team_member": "care-team", "referral": "referral"}
+OUTBOX_KIND = {
+    "encounter": "encounter",
+    "note": "note",
+    "care_team_member": "care-team",
+    "referral": "referral",
+    "assessment": "assessment",
+}
 """Record kind -> outbox kind (the care team is one per participant: its record id is the participant's)."""
-CONSENTED_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
+CONSENTED_TYPE = {
+    "encounter": "Encounter",
+    "note": "DocumentReference",
+    "care-team": "CareTeam",
+    "assessment": "QuestionnaireResponse",  # the category assessments opens it and its Observations together
+}
 
 
 class Destination(Protocol):
@@ -134,10 +146,14 @@ async def enqueue(conn: AsyncConnection, program: Program, kind: str, record: An
     subject = await subject_of(conn, program, kind, record)
     if subject is None:
         return 0
+    subjects = [subject]
+    if kind == "assessment" and record.amends_id:  # the corrected one goes again, as entered-in-error
+        subjects.append((record.amends_id, record.participant_id))
     written = 0
     for connection in targets:
-        if await may_send(conn, program, connection, outbox_kind, *subject):
-            written += await _queue(conn, program, connection.name, outbox_kind, subject, now)
+        for one in subjects:
+            if await may_send(conn, program, connection, outbox_kind, *one):
+                written += await _queue(conn, program, connection.name, outbox_kind, one, now)
     return written
 
 

@@ -60,6 +60,35 @@ async def run(
     return SearchResult(found.total, matches, included, found.next_cursor)
 
 
+def _indexed(program_id: str, param: str, token: str) -> ColumnElement[bool]:
+    s = fhir_search.alias()
+    return exists().where(s.c.resource_pk == R.pk, s.c.program_id == program_id, s.c.param == param, s.c.token == token)
+
+
+async def _canonical_targets(
+    conn: AsyncConnection, program_id: str, canonicals: set[str], target_type: str | None, boundary: list[Any]
+) -> list[Found]:
+    """The resources canonical references (``url|version``, or ``url`` for every version) name, found
+    by their ``url`` and ``version`` index rows (a QuestionnaireResponse's Questionnaire)."""
+    versioned = {c.split("|", 1)[0] for c in canonicals if "|" in c}
+    conditions = []
+    for canonical in sorted(canonicals):
+        url, _, version = canonical.partition("|")
+        if not version and url in versioned:
+            continue  # the url-only index row of a versioned canonical
+        condition = _indexed(program_id, "url", url)
+        conditions.append(and_(condition, _indexed(program_id, "version", version)) if version else condition)
+    if not conditions:
+        return []
+    typed = [R.resource_type == target_type] if target_type else []
+    rows = await conn.execute(
+        select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
+        .where(R.program_id == program_id, or_(*conditions), *typed, *boundary)
+        .order_by(R.pk)
+    )
+    return [_found(row) for row in rows]
+
+
 async def _included(
     conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], inside: Any
 ) -> list[Found]:
@@ -85,10 +114,14 @@ async def _included(
             )
         ).scalars()
         wanted: dict[str, set[str]] = {}
+        canonicals: set[str] = set()
         for token in tokens:
             typed = TYPED_REFERENCE.match(token or "")
             if typed and (include.target_type is None or typed.group(1) == include.target_type):
                 wanted.setdefault(typed.group(1), set()).add(typed.group(2))
+            elif token and "://" in token:
+                canonicals.add(token)
+        found += await _canonical_targets(conn, program_id, canonicals, include.target_type, boundary)
         if not wanted:
             continue
         targets = or_(*(and_(R.resource_type == t, R.resource_id.in_(sorted(ids))) for t, ids in wanted.items()))
