@@ -53,7 +53,7 @@ async def pushing(sandbox: Harness, database, program, tmp_path: Path) -> Harnes
     return sandbox
 
 
-async def assessed(client: httpx.AsyncClient, categories: list[str]) -> dict[str, str]:
+async def assessed(client: httpx.AsyncClient, categories: list[str]) -> dict[str, Any]:
     """A participant consenting to share ``categories`` with the hospital, and a PHQ-9 given in a session."""
     specialist = (await create(client, "specialists", specialist_body()))["id"]
     participant = (await create(client, "participants", participant_body()))["id"]
@@ -125,7 +125,8 @@ async def test_a_correction_sends_the_corrected_one_again_entered_in_error(
     made = await assessed(client, ["assessments"])
     worker = Worker(database, fast_settings(settings), transport=pushing.transport)
     assert await worker.drain() == 1
-    correction = {k: made[k] for k in ("administered_by", "specialist_id", "encounter_id", "completed_at")}
+    kept = ("administered_by", "specialist_id", "encounter_id", "completed_at")
+    correction: dict[str, Any] = {k: made[k] for k in kept}
     correction["answers"] = [{"link_id": k, "value": 0} for k in phq9([0] * 9)]
     amended = await client.post(f"/peer/v1/assessments/{made['assessment']}/amend", json=correction)
     assert amended.status_code == 201, amended.text
