@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from mappings.ids import fhir_id
@@ -15,7 +16,7 @@ from mappings.models import model_class
 from service.domain.instruments import load_registry
 from tests.api.test_assessments import GAD7_ITEMS, body, phq9
 from tests.conftest import token_headers
-from tests.factories import TODAY, World, at
+from tests.factories import TODAY, World, at, create, specialist_body
 
 OBS_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
 QR_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"
@@ -293,3 +294,74 @@ async def test_smart_scopes_name_the_new_types(client, database, program, outcom
     read = await client.get(f"/fhir/QuestionnaireResponse/{ids['response']}", headers=v1)
     assert read.status_code == 200 and read.json()["id"] == ids["response"]
     assert (await client.get("/fhir/Questionnaire", headers=v1)).status_code == 403
+
+
+async def test_a_consent_opens_assessments_not_another_clinics_clinical_context(client, database, program):
+    """The clinic's referral came with an Observation and a QuestionnaireResponse of its own: a hospital
+    the participant consents to share assessments with sees the program's assessments, not those."""
+    from tests.inbound.test_context_search import context_bundle
+
+    sent = await client.post(
+        "/fhir", content=orjson.dumps(context_bundle()), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert sent.status_code == 200, sent.text
+    patient = sent.json()["entry"][0]["resource"]
+    participant = next(i["value"] for i in patient["identifier"] if i["system"].endswith("/participant"))
+    kept = {e["resource"]["resourceType"]: e["resource"]["id"] for e in sent.json()["entry"][3:]}
+    specialist = (await create(client, "specialists", specialist_body()))["id"]
+    answers = [{"link_id": k, "value": 1} for k in phq9([1] * 9)]
+    ours = await client.post(
+        "/peer/v1/assessments",
+        json={
+            "participant_id": participant,
+            "instrument": "phq-9",
+            "answers": answers,
+            "administered_by": "peer-specialist",
+            "specialist_id": specialist,
+            "completed_at": at(1).isoformat(),
+        },
+    )
+    assert ours.status_code == 201, ours.text
+    system, value = HOSPITAL.split("|")
+    recipient = {"name": "General Hospital", "identifier": {"type": "other", "system": system, "value": value}}
+    consent = {"participant_id": participant, "recipient": recipient, "period": {"start": str(TODAY)}}
+    assert (await client.post("/peer/v1/consents", json={**consent, "categories": ["assessments"]})).is_success
+    hospital = await token_headers(client, database, program, "hospital", "system/*.rs", organization=HOSPITAL)
+    response = fhir_id(program.identifier_system, "assessment", ours.json()["id"])
+    seen = await client.get("/fhir/QuestionnaireResponse", params={"patient": patient["id"]}, headers=hospital)
+    assert matched(seen.json()) == [f"QuestionnaireResponse/{response}"]
+    observations = await client.get("/fhir/Observation", params={"patient": patient["id"]}, headers=hospital)
+    assert len(matched(observations.json())) == 11
+    assert f"Observation/{kept['Observation']}" not in matched(observations.json())
+    for resource_type in ("Observation", "QuestionnaireResponse"):
+        read = await client.get(f"/fhir/{resource_type}/{kept[resource_type]}", headers=hospital)
+        assert read.status_code == 404
+        assert (await client.get(f"/fhir/{resource_type}/{kept[resource_type]}")).status_code == 200
+
+
+@pytest.fixture
+def own_instruments(tmp_path, monkeypatch):
+    """A program's own instrument (a copy of GAD-7 under another id) in PEERLINK_INSTRUMENTS_DIR."""
+    from service.domain.instruments import HERE
+    from service.settings import get_settings
+
+    text = (HERE / "gad-7.toml").read_text().replace('id = "gad-7"', 'id = "gad-7-local"')
+    (tmp_path / "gad-7-local.toml").write_text(text.replace("/Questionnaire/gad-7", "/Questionnaire/gad-7-local"))
+    monkeypatch.setenv("PEERLINK_INSTRUMENTS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("PEERLINK_INSTRUMENTS_DIR")
+    get_settings.cache_clear()
+
+
+async def test_a_programs_own_instrument_is_served_from_the_next_start(client, database, own_instruments):
+    from datetime import UTC, datetime
+
+    from service.fhir.projection import refresh_all_questionnaires
+
+    assert matched(await _found(client, "Questionnaire", name="GAD7LOCAL")) == []
+    async with database.transaction() as conn:  # what the gateway does at start-up
+        assert await refresh_all_questionnaires(conn, datetime.now(UTC)) == 1
+    assert matched(await _found(client, "Questionnaire", name="GAD7LOCAL")) == ["Questionnaire/gad-7-local-1.0.0"]
+    async with database.transaction() as conn:  # unchanged: nothing stored again
+        assert await refresh_all_questionnaires(conn, datetime.now(UTC)) == 0
