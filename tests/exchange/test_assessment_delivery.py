@@ -165,3 +165,15 @@ def test_the_order_puts_the_response_first_and_the_panel_last():
         "Observation/c-total",
         "Observation/a-panel",
     ]
+
+
+def test_the_push_kind_assessments_needs_writes_of_the_answers_and_scores():
+    from service.exchange.needed_scopes import default_scopes, missing, needed
+
+    need = needed(["assessments"], False)
+    assert need["QuestionnaireResponse"] == "cu" and need["Observation"] == "cu" and need["Patient"] == "cu"
+    assert "system/Observation.cru" in default_scopes(["assessments"], False).split()
+    # the referral's Task lists outcome scores: they are written ahead of it
+    assert needed(["referral-status"], False)["Observation"] == "cu"
+    assert missing(need, "system/*.cru") == []
+    assert "system/QuestionnaireResponse.cu" in missing(need, "system/Observation.cru system/Patient.cru")
