@@ -154,6 +154,8 @@ async def test_an_assessment_is_a_questionnaire_response_and_screening_observati
     )
     assert matched(answers) == [f"QuestionnaireResponse/{ids['response']}"]
     assert matched(answers, "include") == ["Questionnaire/phq-9-1.0.0"]
+    answered = await _found(client, "Questionnaire", url=PHQ9.url, _revinclude="QuestionnaireResponse:questionnaire")
+    assert matched(answered, "include") == [f"QuestionnaireResponse/{ids['response']}"]
     members = await _found(client, "Observation", _id=ids["panel"], _include="Observation:has-member")
     assert len(matched(members, "include")) == 10 and f"Observation/{ids['total']}" in matched(members, "include")
 

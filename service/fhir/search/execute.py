@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +16,9 @@ from .paging import page
 from .query import Cursor, Found, SearchQuery, SearchResult, Sort
 from .sql import Compiler, R
 from .values import TYPED_REFERENCE
+
+CANONICAL_TYPES = frozenset({"Questionnaire"})
+"""Types served here that others reference by canonical URL rather than by Type/id."""
 
 
 def _found(row: Any) -> Found:
@@ -58,6 +62,18 @@ async def run(
     matches = [_found(row) for row in found.rows]
     included = await _included(conn, program_id, query, matches, source.inside)
     return SearchResult(found.total, matches, included, found.next_cursor)
+
+
+def _canonicals(matches: list[Found]) -> list[str]:
+    """``url|version`` of the matches that are canonical resources (a Questionnaire), which is how
+    what points at them refers to them (``QuestionnaireResponse.questionnaire``)."""
+    found = []
+    for match in matches:
+        if match.resource_type in CANONICAL_TYPES:
+            resource = orjson.loads(match.body)
+            if resource.get("url") and resource.get("version"):
+                found.append(f"{resource['url']}|{resource['version']}")
+    return found
 
 
 def _indexed(program_id: str, param: str, token: str) -> ColumnElement[bool]:
@@ -127,7 +143,7 @@ async def _included(
         targets = or_(*(and_(R.resource_type == t, R.resource_id.in_(sorted(ids))) for t, ids in wanted.items()))
         rows = await conn.execute(select(*columns).where(R.program_id == program_id, targets, *boundary).order_by(R.pk))
         found += [_found(row) for row in rows]
-    references = [f"{m.resource_type}/{m.resource_id}" for m in matches]
+    references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
     for include in query.revincludes:
         if include.target_type not in (None, query.resource_type):
             continue
