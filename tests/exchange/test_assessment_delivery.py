@@ -177,3 +177,19 @@ def test_the_push_kind_assessments_needs_writes_of_the_answers_and_scores():
     assert needed(["referral-status"], False)["Observation"] == "cu"
     assert missing(need, "system/*.cru") == []
     assert "system/QuestionnaireResponse.cu" in missing(need, "system/Observation.cru system/Patient.cru")
+
+
+async def test_the_admin_api_takes_the_push_kind_and_resync_queues_the_assessments(client, database, program, tmp_path):
+    await add_connection(database, program, tmp_path)  # pushes encounters and notes
+    made = await assessed(client, ["assessments"])
+    assert [kind for kind, _, _ in await states(database)] == []
+    wrong = await client.patch("/admin/v1/ehr-connections/hospital", json={"push": ["surveys"]})
+    assert wrong.status_code == 422 and "assessments" in wrong.json()["detail"]
+    changed = await client.patch("/admin/v1/ehr-connections/hospital", json={"push": ["encounters", "assessments"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["push"] == ["encounters", "assessments"]
+    resync = await client.post("/admin/v1/ehr-connections/hospital/resync", json={})
+    assert resync.status_code == 200, resync.text
+    assert [kind for kind, state, _ in await states(database) if state == "pending"] == ["assessment"]
+    listed = (await client.get("/admin/v1/ehr-connections")).json()
+    assert listed[0]["push"] == ["encounters", "assessments"] and made["assessment"]
