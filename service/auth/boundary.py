@@ -1,7 +1,8 @@
 """Data boundaries: what an outside organisation's client may see of the program's FHIR resources.
 
 A consent opens the participant's resources of the consented categories to the recipient
-organisation for the consent's period (until revoked); a referral opens to the clinic that sent it
+organisation for the consent's period (until revoked) — the program's own records, not the clinical
+context another clinic sent with a referral; a referral opens to the clinic that sent it
 its own ServiceRequest and Task, the clinical context it sent with them (``clinical_context``) and the
 referred participant's Patient. Both are kept as rows of
 ``access_grants``, rewritten in the transaction that changes the consent or referral, and every

@@ -80,11 +80,12 @@ async def outcome_links(conn: AsyncConnection, program_id: str, participant_id: 
     later one, the latest: what a completed referral's Task lists beside the sessions."""
     found: list[Assessment] = await all_records(conn, k.ASSESSMENTS, program_id, participant_id=participant_id)
     standing = current(found)
-    registry = instruments()
+    known = instruments().instruments
     links: list[referral.OutcomeLink] = []
     for instrument_id in sorted({a.instrument for a in standing}):
         series = [a for a in standing if a.instrument == instrument_id]
-        title = registry.get(instrument_id, series[-1].instrument_version).title
+        found_instrument = known.get((instrument_id, series[-1].instrument_version))
+        title = found_instrument.title if found_instrument else instrument_id  # a file since removed
         links.append(referral.OutcomeLink(series[0].id, title, True))
         if len(series) > 1:
             links.append(referral.OutcomeLink(series[-1].id, title, False))
