@@ -19,8 +19,8 @@ from .connections import EhrConnection
 from .endpoints import Endpoints
 from .holdings import held
 from .outcomes import Outcomes
-from .outgoing import Delivered, Outgoing, in_order
-from .send import Route, send
+from .outgoing import PRIMARY_TYPES, Delivered, Outgoing, in_order
+from .send import Route, capabilities_of, send
 from .smart_client import SmartClient
 from .task_update import update_task
 
@@ -59,20 +59,24 @@ class ReferralPush:
     ) -> tuple[dict[str, Any], Delivered]:
         """The sessions and outcome scores a Task lists as outputs must exist at the EHR before the Task
         points at them: those the participant's consent lets this EHR have (encounters; assessments,
-        with the QuestionnaireResponse and the other Observations of the assessment) are sent first;
-        the others are left out."""
+        with the QuestionnaireResponse and the other Observations of the assessment) and of types the
+        EHR takes writes of are sent first; the others are left out of the Task."""
         kept: list[dict[str, Any]] = []
         outgoing: dict[str, Outgoing] = {}
+        outputs = task.get("output") or []
+        takes = await capabilities_of(client) if any("valueReference" in o for o in outputs) else None
         async with self._database.read() as conn:
-            for output in task.get("output") or []:
+            for output in outputs:
                 reference = (output.get("valueReference") or {}).get("reference") or ""
                 if "valueReference" not in output:
                     kept.append(output)
                     continue
                 source = await output_of(conn, program.id, reference)
-                if source is None:
+                if source is None or takes is None:
                     continue
                 kind, record_id, participant_id = source
+                if any(takes.method(t) is None for t in PRIMARY_TYPES[kind]):
+                    continue  # an EHR that takes no writes of the type: the Task does not point at it
                 if not await outbox.may_send(conn, program, connection, kind, record_id, participant_id):
                     continue
                 kept.append(output)
