@@ -19,8 +19,8 @@ from .scenarios import (
     Sandbox,
     StepFailed,
     Timeout,
-    _run,
     clinic_referral,
+    run_scenario,
     scenario_app,
 )
 
@@ -111,4 +111,4 @@ def outcomes_loop_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
 ) -> None:
     """Referral -> baseline and follow-up PHQ-9 -> delivered as FHIR -> the Task lists the scores."""
-    _run(outcomes_loop, gateway, sandbox, timeout)
+    run_scenario(outcomes_loop, gateway, sandbox, timeout)

@@ -329,7 +329,9 @@ async def ehr_outage(loop: Loop, outage_seconds: float = 6.0) -> None:
     loop.done(f"all {len(sessions)} sessions and notes delivered; connection: {metrics.get(CONNECTION)}")
 
 
-def _run(scenario: Callable[[Loop], Awaitable[None]], gateway: str | None, sandbox: str, timeout: float) -> None:
+def run_scenario(
+    scenario: Callable[[Loop], Awaitable[None]], gateway: str | None, sandbox: str, timeout: float
+) -> None:
     async def main() -> None:
         loop = await _open(gateway, sandbox, timeout)
         try:
@@ -361,7 +363,7 @@ def referral_loop_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
 ) -> None:
     """Clinic referral -> poll -> accept -> two sessions -> delivered -> the clinic's Task completed."""
-    _run(referral_loop, gateway, sandbox, timeout)
+    run_scenario(referral_loop, gateway, sandbox, timeout)
 
 
 @scenario_app.command("care-team-sync")
@@ -369,7 +371,7 @@ def care_team_sync_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
 ) -> None:
     """A new care-team member shows in the CareTeam at the EHR."""
-    _run(care_team_sync, gateway, sandbox, timeout)
+    run_scenario(care_team_sync, gateway, sandbox, timeout)
 
 
 @scenario_app.command("ehr-outage")
@@ -377,4 +379,4 @@ def ehr_outage_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 120.0
 ) -> None:
     """The EHR fails for a while; what was recorded meanwhile is delivered once it is back."""
-    _run(ehr_outage, gateway, sandbox, timeout)
+    run_scenario(ehr_outage, gateway, sandbox, timeout)
