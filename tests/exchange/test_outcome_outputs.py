@@ -36,8 +36,24 @@ class OutcomeEhr(FakeEhr):
         return statement
 
 
-async def _completed_with_scores(client, referral: dict[str, Any], categories: list[str]) -> list[str]:
-    """Accept, consent, two PHQ-9s, complete; the assessments' ids."""
+async def _phq9(client, participant: str, specialist: str, value: int, days_ago: int) -> str:
+    answers = [{"link_id": k, "value": v} for k, v in phq9([value] * 9).items()]
+    body = {
+        "participant_id": participant,
+        "instrument": "phq-9",
+        "answers": answers,
+        "administered_by": "peer-specialist",
+        "specialist_id": specialist,
+        "completed_at": at(days_ago).isoformat(),
+    }
+    created = await client.post("/peer/v1/assessments", json=body)
+    assert created.status_code == 201, created.text
+    found: str = created.json()["id"]
+    return found
+
+
+async def _completed_with_scores(client, referral: dict[str, Any], categories: list[str]) -> tuple[str, list[str]]:
+    """Accept, consent, two PHQ-9s, complete: the specialist, the assessments' ids."""
     specialist = (await create(client, "specialists", specialist_body()))["id"]
     steps: tuple[tuple[str, dict[str, str]], ...] = (
         ("receive", {}),
@@ -53,25 +69,12 @@ async def _completed_with_scores(client, referral: dict[str, Any], categories: l
         "consents",
         consent_body(participant, recipient={"name": "H", "identifier": HOSPITAL}, categories=categories),
     )
-    ids = []
-    for value, days_ago in ((2, 20), (1, 2)):
-        answers = [{"link_id": k, "value": v} for k, v in phq9([value] * 9).items()]
-        body = {
-            "participant_id": participant,
-            "instrument": "phq-9",
-            "answers": answers,
-            "administered_by": "peer-specialist",
-            "specialist_id": specialist,
-            "completed_at": at(days_ago).isoformat(),
-        }
-        created = await client.post("/peer/v1/assessments", json=body)
-        assert created.status_code == 201, created.text
-        ids.append(created.json()["id"])
+    ids = [await _phq9(client, participant, specialist, value, days_ago) for value, days_ago in ((2, 20), (1, 2))]
     done = await client.post(
         f"/peer/v1/referrals/{referral['id']}/complete", json={"by": "peer", "outcome_summary": "Better."}
     )
     assert done.status_code == 200, done.text
-    return ids
+    return specialist, ids
 
 
 @pytest.mark.parametrize(
@@ -94,8 +97,17 @@ async def test_the_clinics_task_lists_the_scores_when_it_may(
         task_id = ehr.seed_referral()
         assert await worker.poll_due(force="hospital") == 1
         (referral,) = await referrals(client)
-        baseline, latest = await _completed_with_scores(client, referral, categories)
+        specialist, (baseline, latest) = await _completed_with_scores(client, referral, categories)
         await worker.drain()
+        if listed:  # a follow-up after the referral completed: the Task's latest score follows
+            first = ehr.resources[f"Task/{task_id}"]["meta"]["versionId"]
+            later = await _phq9(client, referral["participant_id"], specialist, 0, 1)
+            await worker.drain()
+            task = ehr.resources[f"Task/{task_id}"]
+            assert task["meta"]["versionId"] != first and task["status"] == "completed"
+            latest_total = fhir_id(program.identifier_system, "assessment-observation", later + "/total")
+            assert task["output"][-2]["valueReference"]["reference"] == f"Observation/{latest_total}"
+            latest = later
 
     task = ehr.resources[f"Task/{task_id}"]
     assert task["status"] == "completed"
@@ -105,7 +117,7 @@ async def test_the_clinics_task_lists_the_scores_when_it_may(
     assert (outputs == totals) is listed
     held = {k for k in ehr.resources if k.startswith(ASSESSMENT_TYPES)}
     if listed:  # written ahead of the Task: both assessments, answers and scores
-        assert set(totals) <= held and len(held) == 2 * (1 + 11)
+        assert set(totals) <= held and len(held) == 3 * (1 + 11)
         assert all(ehr.resources[t]["derivedFrom"][0]["reference"].startswith("QuestionnaireResponse/") for t in totals)
     else:
         assert held == set()
