@@ -6,10 +6,26 @@ An instrument is a ``Questionnaire`` (its canonical URL and version). An assessm
 score (a number, the severity band as its interpretation) and a panel whose ``hasMember`` lists
 them; every Observation is ``derivedFrom`` the QuestionnaireResponse. The answers' codes (LOINC LA
 codes, BARC-10's local system) come from the instrument's data file; nothing here is a literal code.
+
+Ids: a Questionnaire is ``<instrument id>-<version>`` (each version of an instrument is its own
+resource under the same canonical URL, so ``QuestionnaireResponse.questionnaire`` = ``url|version``
+names exactly one); an assessment's resources are uuid5 ids of the program, and every Observation
+carries a business identifier (``<program system>/assessment-observation|<assessment id>/<part>``)
+so that an EHR that takes only conditional creates still receives each exactly once.
+
+Corrections: an amendment is a new assessment with its own resources, status ``amended`` (FHIR:
+"subsequent to being final, ... modified", which covers corrections). The assessment it corrects
+keeps its ids but its QuestionnaireResponse and Observations become ``entered-in-error`` — FHIR's
+status for a record withdrawn after release. An EHR drops entered-in-error results from its
+flowsheets, trends and decision support, which is what a clinician must see: one score per
+administration, the corrected one; the withdrawn one stays readable for the audit trail. (Updating
+the original ids in place would lose the original answers at PeerLink's own FHIR API, where every
+record keeps its own resources.)
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +39,9 @@ from .context import MappingContext
 
 KIND = "assessment"
 OBSERVATION_KIND = "assessment-observation"
+TOTAL = "total"
+PANEL = "panel"
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 class Extensions(BaseModel):
@@ -49,6 +68,12 @@ def _concept(code: Coding | None, text: str) -> dict[str, Any]:
     return {"coding": [_coding(code)], "text": text} if code else {"text": text}
 
 
+def questionnaire_id(instrument: Instrument, ctx: MappingContext) -> str:
+    """``phq-9-1.0.0``; a uuid5 when the id and version do not make a FHIR id."""
+    readable = f"{instrument.id}-{instrument.version}"
+    return readable if _FHIR_ID.match(readable) else ctx.id_for("instrument", f"{instrument.id}|{instrument.version}")
+
+
 def questionnaire(instrument: Instrument, ctx: MappingContext) -> dict[str, Any]:
     items = []
     for item in instrument.items:
@@ -64,7 +89,7 @@ def questionnaire(instrument: Instrument, ctx: MappingContext) -> dict[str, Any]
         items.append(entry)
     resource: dict[str, Any] = {
         "resourceType": "Questionnaire",
-        "id": instrument.id,
+        "id": questionnaire_id(instrument, ctx),
         "url": instrument.url,
         "version": instrument.version,
         "name": instrument.id.replace("-", "").upper(),
@@ -79,8 +104,15 @@ def questionnaire(instrument: Instrument, ctx: MappingContext) -> dict[str, Any]
     return ctx.finish(resource)
 
 
-def _observation_id(ctx: MappingContext, assessment: Assessment, part: str) -> str:
-    return ctx.id_for(OBSERVATION_KIND, f"{assessment.id}/{part}")
+def observation_id(ctx: MappingContext, assessment_id: str, part: str) -> str:
+    """The id of one of an assessment's Observations: ``part`` is ``panel``, ``total`` or an item's link id."""
+    return ctx.id_for(OBSERVATION_KIND, f"{assessment_id}/{part}")
+
+
+def _status(assessment: Assessment, superseded: bool, current: str) -> str:
+    if superseded:
+        return "entered-in-error"
+    return "amended" if assessment.status is AssessmentStatus.AMENDED else current
 
 
 def _performer(assessment: Assessment, ctx: MappingContext) -> dict[str, str]:
@@ -94,7 +126,9 @@ def _answer(instrument: Instrument, item: Item, value: int) -> dict[str, Any]:
     return {"valueCoding": _coding(option.code)} if option.code else {"valueInteger": value}
 
 
-def questionnaire_response(assessment: Assessment, instrument: Instrument, ctx: MappingContext) -> dict[str, Any]:
+def questionnaire_response(
+    assessment: Assessment, instrument: Instrument, ctx: MappingContext, superseded: bool = False
+) -> dict[str, Any]:
     answered = assessment.answered
     items = []
     for item in instrument.items:
@@ -106,7 +140,7 @@ def questionnaire_response(assessment: Assessment, instrument: Instrument, ctx: 
         "id": ctx.id_for(KIND, assessment.id),
         "identifier": ctx.identifier(KIND, assessment.id),
         "questionnaire": f"{instrument.url}|{instrument.version}",
-        "status": "amended" if assessment.status is AssessmentStatus.AMENDED else "completed",
+        "status": _status(assessment, superseded, "completed"),
         "subject": ctx.reference("participant", assessment.participant_id),
     }
     if assessment.encounter_id:
@@ -123,8 +157,9 @@ def _observation(
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": _observation_id(ctx, assessment, part),
-        "status": "amended" if assessment.status is AssessmentStatus.AMENDED else "final",
+        "id": observation_id(ctx, assessment.id, part),
+        "identifier": [ctx.identifier(OBSERVATION_KIND, f"{assessment.id}/{part}")],
+        "status": _status(assessment, response["status"] == "entered-in-error", "final"),
         "category": [CODES.survey.concept()],
         "code": code,
         "subject": ctx.reference("participant", assessment.participant_id),
@@ -139,9 +174,12 @@ def _observation(
     return resource
 
 
-def to_fhir(assessment: Assessment, instrument: Instrument, ctx: MappingContext) -> list[dict[str, Any]]:
-    """[QuestionnaireResponse, panel Observation, total Observation, one Observation per answered item]."""
-    response = questionnaire_response(assessment, instrument, ctx)
+def to_fhir(
+    assessment: Assessment, instrument: Instrument, ctx: MappingContext, superseded: bool = False
+) -> list[dict[str, Any]]:
+    """[QuestionnaireResponse, panel Observation, total Observation, one Observation per answered item];
+    ``superseded``: a later amendment corrects this assessment (its resources are entered-in-error)."""
+    response = questionnaire_response(assessment, instrument, ctx, superseded)
     answered = assessment.answered
     items = []
     for item in instrument.items:
@@ -151,12 +189,10 @@ def to_fhir(assessment: Assessment, instrument: Instrument, ctx: MappingContext)
             if "valueCoding" in observation:
                 observation["valueCodeableConcept"] = {"coding": [observation.pop("valueCoding")]}
             items.append(ctx.finish(observation))
-    total = _observation(
-        assessment, ctx, "total", _concept(instrument.total_code, f"{instrument.title} total"), response
-    )
+    total = _observation(assessment, ctx, TOTAL, _concept(instrument.total_code, f"{instrument.title} total"), response)
     total["valueInteger"] = assessment.total
     total["interpretation"] = [{"text": assessment.band_display}]
     total = ctx.finish(total)
-    panel = _observation(assessment, ctx, "panel", _concept(instrument.code, instrument.title), response)
+    panel = _observation(assessment, ctx, PANEL, _concept(instrument.code, instrument.title), response)
     panel["hasMember"] = [{"reference": f"Observation/{o['id']}"} for o in (total, *items)]
     return [response, ctx.finish(panel), total, *items]

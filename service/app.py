@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
 
 from service import __version__, tracing
@@ -20,14 +23,27 @@ from service.auth import runtime as security
 from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
 from service.exchange.worker import Worker
+from service.fhir.projection import refresh_all_questionnaires
 from service.metrics import Metrics
 from service.settings import Settings, get_settings
 from service.store import Database
+
+log = logging.getLogger("peerlink.app")
 
 DESCRIPTION = (
     "PeerLink holds a peer-support program's records and exchanges them with hospital EHRs as FHIR R4. "
     "This is the peer program's JSON API (`/peer/v1`); errors are RFC 7807 problem+json."
 )
+
+
+async def _serve_instruments(database: Database) -> None:
+    """Every program's Questionnaires as the instruments now are (an instrument file added to the
+    program's folder is served from this start on); unchanged ones are left alone."""
+    try:
+        async with database.transaction() as conn:
+            await refresh_all_questionnaires(conn, datetime.now(UTC))
+    except SQLAlchemyError as error:  # not migrated yet, or another replica did it at the same moment
+        log.warning("questionnaires not refreshed at start-up: %s", type(error).__name__)
 
 
 def create_app(
@@ -47,6 +63,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         worker = None
+        await _serve_instruments(database)
         if settings.worker_in_process:  # make run: one process delivers too (replicas run `peerlink worker`)
             worker = asyncio.create_task(Worker(database, settings, transport=outbound).run(stop))
         yield

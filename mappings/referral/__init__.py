@@ -24,6 +24,11 @@ Choices (see also mappings/codes/referral.toml):
 - Task.output (completed referrals only): one output per finished encounter with this participant
   (program-local type, Encounter reference) and one valueString output with the outcome summary.
   No resulting-activity outputs: that slice wants a Procedure reference or a US Core procedure code.
+  Beside them, per outcome instrument the participant was assessed with, the total-score Observation
+  of the baseline and of the latest standing assessment (program-local types baseline-outcome and
+  latest-outcome): the total carries the score, its LOINC code and the severity band, which is what a
+  referring clinician reads; the panel and item Observations hang off it (derivedFrom the same
+  QuestionnaireResponse) for an EHR that wants the detail.
 """
 
 from .inbound import NOTHING, Supporting, clinic_identifiers, from_fhir, status_from_task
@@ -38,6 +43,7 @@ from .model import (
     ContainedIds,
     ContextLink,
     InboundReferral,
+    OutcomeLink,
     OutputCodes,
     ReferralCodes,
     RequestStatus,
@@ -57,6 +63,7 @@ __all__ = [
     "ContainedIds",
     "ContextLink",
     "InboundReferral",
+    "OutcomeLink",
     "OutputCodes",
     "ReferralCodes",
     "RequestStatus",

@@ -45,6 +45,8 @@ class OutputCodes(BaseModel):
 
     encounter: Code
     outcome_summary: Code
+    baseline_outcome: Code
+    latest_outcome: Code
 
 
 class ContainedIds(BaseModel):
@@ -85,6 +87,15 @@ class ContextLink(NamedTuple):
     resource_type: str
     resource_id: str
     reason: bool
+
+
+class OutcomeLink(NamedTuple):
+    """An outcome assessment a completed referral's Task lists: the participant's first standing
+    assessment of an instrument (``baseline``) or the newest one, shown by its total-score Observation."""
+
+    assessment_id: str
+    instrument_title: str
+    baseline: bool
 
 
 class InboundReferral(BaseModel):

@@ -10,10 +10,11 @@ from service.domain import EncounterStatus, PeerEncounter, ReferralStatus
 from service.domain.common import Organization
 from service.domain.referral import Referral, ReferralTransition
 
+from ..assessment import TOTAL, observation_id
 from ..context import MappingContext
 from ..patient import CODES as PATIENT_CODES
 from ..patient import identifier_to_fhir
-from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND, ContextLink
+from .model import CODES, INTENT, KIND, NPI_SYSTEM, TASK_KIND, ContextLink, OutcomeLink
 
 
 def _local(ref_id: str) -> str:
@@ -121,7 +122,18 @@ def _last_step(referral: Referral) -> ReferralTransition | None:
     return referral.transitions[-1] if referral.transitions else None
 
 
-def _outputs(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter]) -> list[dict[str, Any]]:
+def _outcome(link: OutcomeLink, ctx: MappingContext) -> dict[str, Any]:
+    code = CODES.output.baseline_outcome if link.baseline else CODES.output.latest_outcome
+    reference = f"Observation/{observation_id(ctx, link.assessment_id, TOTAL)}"
+    return {
+        "type": code.concept(ctx.system),
+        "valueReference": {"reference": reference, "display": f"{link.instrument_title}: {code.display.lower()}"},
+    }
+
+
+def _outputs(
+    referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter], outcomes: Sequence[OutcomeLink]
+) -> list[dict[str, Any]]:
     delivered = sorted(
         (e for e in encounters if e.status is EncounterStatus.FINISHED and e.participant_id == referral.participant_id),
         key=lambda e: (e.start, e.id),
@@ -133,6 +145,7 @@ def _outputs(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerE
         }
         for e in delivered
     ]
+    outputs += [_outcome(link, ctx) for link in outcomes]
     if referral.outcome_summary:
         outputs.append(
             {"type": CODES.output.outcome_summary.concept(ctx.system), "valueString": referral.outcome_summary}
@@ -140,7 +153,9 @@ def _outputs(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerE
     return outputs
 
 
-def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter]) -> dict[str, Any]:
+def _task(
+    referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEncounter], outcomes: Sequence[OutcomeLink]
+) -> dict[str, Any]:
     step = _last_step(referral)
     task: dict[str, Any] = {
         "resourceType": "Task",
@@ -168,7 +183,7 @@ def _task(referral: Referral, ctx: MappingContext, encounters: Sequence[PeerEnco
             ),
         }
     )
-    if referral.status is ReferralStatus.COMPLETED and (outputs := _outputs(referral, ctx, encounters)):
+    if referral.status is ReferralStatus.COMPLETED and (outputs := _outputs(referral, ctx, encounters, outcomes)):
         task["output"] = outputs
     return task
 
@@ -178,7 +193,10 @@ def to_fhir(
     ctx: MappingContext,
     encounters: Sequence[PeerEncounter] = (),
     context: Sequence[ContextLink] = (),
+    outcomes: Sequence[OutcomeLink] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ServiceRequest, Task); ``encounters`` are the sessions that fulfilled a completed referral,
-    ``context`` the clinical context the clinic sent with it (linked from the ServiceRequest)."""
-    return ctx.finish(_service_request(referral, ctx, context)), ctx.finish(_task(referral, ctx, encounters))
+    ``context`` the clinical context the clinic sent with it (linked from the ServiceRequest),
+    ``outcomes`` the baseline and latest outcome assessments a completed referral's Task lists."""
+    task = _task(referral, ctx, encounters, outcomes)
+    return ctx.finish(_service_request(referral, ctx, context)), ctx.finish(task)

@@ -18,6 +18,7 @@ from service.store.tables import ehr_connections
 from service.store.tables import outbox as outbox_table
 
 router = APIRouter(prefix="/admin/v1", tags=["Admin"])
+PUSH_HELP = f"What the connection pushes: any of {', '.join(connections.PUSH_KINDS)}."
 
 
 class ConnectionFields(BaseModel):
@@ -33,7 +34,7 @@ class ConnectionFields(BaseModel):
     alg: str = "RS384"
     scopes: str | None = Field(default=None, max_length=2000)
     profile: str = "generic"
-    push: list[str] = Field(default_factory=lambda: ["encounters", "notes"])
+    push: list[str] = Field(default_factory=lambda: ["encounters", "notes"], description=PUSH_HELP)
     poll_referrals: bool = False
     poll_seconds: int = 3600
     task_owner: str | None = Field(default=None, max_length=300)
@@ -92,7 +93,7 @@ class ConnectionChanges(BaseModel):
     alg: str | None = None
     scopes: str | None = Field(default=None, max_length=2000)
     profile: str | None = None
-    push: list[str] | None = None
+    push: list[str] | None = Field(default=None, description=PUSH_HELP)
     poll_referrals: bool | None = None
     poll_seconds: int | None = None
     task_owner: str | None = Field(default=None, max_length=300)

@@ -1,7 +1,8 @@
 """Data boundaries: what an outside organisation's client may see of the program's FHIR resources.
 
 A consent opens the participant's resources of the consented categories to the recipient
-organisation for the consent's period (until revoked); a referral opens to the clinic that sent it
+organisation for the consent's period (until revoked) — the program's own records, not the clinical
+context another clinic sent with a referral; a referral opens to the clinic that sent it
 its own ServiceRequest and Task, the clinical context it sent with them (``clinical_context``) and the
 referred participant's Patient. Both are kept as rows of
 ``access_grants``, rewritten in the transaction that changes the consent or referral, and every
@@ -27,9 +28,9 @@ from service.domain.referral import Referral
 from service.store.tables import access_grants, fhir_resources
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
-PUBLIC_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization"})
-"""Resources about the program's staff and organisations: no participant's data, visible to any
-client whose scopes allow the type."""
+PUBLIC_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Questionnaire"})
+"""Resources about the program's staff and organisations, and its outcome instruments (the questions,
+never anyone's answers): no participant's data, visible to any client whose scopes allow the type."""
 
 CATEGORY_TYPES: dict[DataCategory, tuple[str, ...]] = {
     DataCategory.DEMOGRAPHICS: ("Patient",),
@@ -38,7 +39,10 @@ CATEGORY_TYPES: dict[DataCategory, tuple[str, ...]] = {
     DataCategory.CARE_TEAM: ("CareTeam",),
     DataCategory.REFERRALS: ("ServiceRequest", "Task"),
     DataCategory.GOALS: ("Goal",),
+    DataCategory.ASSESSMENTS: ("QuestionnaireResponse", "Observation"),
 }
+CLINICAL_CONTEXT = "clinical-context"
+"""The ``source_kind`` of the resources a clinic sent with a referral (``service.fhir.render``)."""
 _NPI = re.compile(r"^\d{10}$")
 _PATIENT_REF = re.compile(r"^Patient/([A-Za-z0-9\-.]{1,64})$")
 
@@ -136,7 +140,9 @@ def visible(organization: str | None, today: date | None = None) -> ColumnElemen
         g.organization == organization,
         g.patient_id == r.patient_id,
         g.resource_type == r.resource_type,
-        or_(g.source_id.is_(None), g.source_id == r.source_id),
+        # a consent (no source) opens the program's own records, never the clinical context another
+        # clinic sent with a referral (its Observations and QuestionnaireResponses are not assessments)
+        or_(and_(g.source_id.is_(None), r.source_kind != CLINICAL_CONTEXT), g.source_id == r.source_id),
         or_(g.starts.is_(None), g.starts <= today),
         or_(g.ends.is_(None), g.ends >= today),
     )

@@ -11,9 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from service.cli.common import fail, find_program_id, with_database
+from service.records.outbox_rows import PUSH_KINDS
 from service.settings import get_settings
 
 ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)
+PUSH_HELP = f"What to push, comma-separated: {','.join(PUSH_KINDS)}."
 
 
 def _fields(**given: Any) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def ehr_add(
     alg: Annotated[str, typer.Option(help="RS384 or ES384.")] = "RS384",
     scopes: Annotated[str | None, typer.Option(help="Scopes to ask the EHR for.")] = None,
     profile: Annotated[str, typer.Option(help="Mapping overlay: generic, epic or oracle.")] = "generic",
-    push: Annotated[str, typer.Option(help="encounters,notes,care-teams,referral-status")] = "encounters,notes",
+    push: Annotated[str, typer.Option(help=PUSH_HELP)] = "encounters,notes",
     poll_referrals: Annotated[bool, typer.Option("--poll-referrals", help="Poll the EHR for referrals.")] = False,
     poll_seconds: Annotated[int, typer.Option(help="Seconds between polls (900..86400).")] = 3600,
     task_owner: Annotated[
@@ -181,7 +183,7 @@ def ehr_update(
     alg: Annotated[str | None, typer.Option(help="RS384 or ES384.")] = None,
     scopes: Annotated[str | None, typer.Option(help="Scopes to ask the EHR for.")] = None,
     profile: Annotated[str | None, typer.Option(help="Mapping overlay: generic, epic or oracle.")] = None,
-    push: Annotated[str | None, typer.Option(help="encounters,notes,care-teams,referral-status")] = None,
+    push: Annotated[str | None, typer.Option(help=PUSH_HELP)] = None,
     poll_referrals: Annotated[
         bool | None, typer.Option("--poll-referrals/--no-poll-referrals", help="Poll the EHR for referrals.")
     ] = None,

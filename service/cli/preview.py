@@ -17,7 +17,7 @@ def map_record(
         str,
         typer.Argument(
             help="program, participant, specialist, care-team (participant id), "
-            "encounter, note, referral, goal or consent"
+            "encounter, note, referral, goal, consent, assessment or questionnaires (program id)"
         ),
     ],
     record_id: Annotated[str, typer.Argument(help="The record's id (for care-team: the participant's id).")],

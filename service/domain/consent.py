@@ -21,6 +21,10 @@ class DataCategory(StrEnum):
     REFERRALS = "referrals"
     GOALS = "goals"
     DEMOGRAPHICS = "demographics"
+    ASSESSMENTS = "assessments"
+    """Outcome assessments (QuestionnaireResponse and the Observations scored from it). Never implied:
+    a consent grants only the categories it lists, so consents recorded before this category existed
+    do not open a participant's assessments until they name it."""
 
 
 class ConsentFields(DomainModel):

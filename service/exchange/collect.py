@@ -14,9 +14,10 @@ from service.fhir import repository
 from service.fhir.render import fhir_resources
 from service.store import RecordRepository
 from service.store import kinds as k
+from service.store.repository import StoredKind
 
 from .connections import EhrConnection
-from .outgoing import DEPENDENCY_TYPES, PRIMARY_TYPE, Outgoing, in_order, is_dependency
+from .outgoing import DEPENDENCY_TYPES, PRIMARY_TYPES, Outgoing, in_order, is_dependency
 
 
 def merged(batches: list[list[Outgoing]]) -> list[Outgoing]:
@@ -86,7 +87,7 @@ async def collect_many(
     wanted = {(kind, record_id) for kind, record_id in changes}
     outgoing: dict[str, Outgoing] = {}
     for row in await repository.resources_of_sources(conn, program.id, wanted):
-        if row.resource_type == PRIMARY_TYPE.get(row.source_kind):
+        if row.resource_type in PRIMARY_TYPES.get(row.source_kind, ()):
             item = Outgoing.stored(row.resource_type, row.resource_id, row.body, row.content_hash, True)
             outgoing[item.reference] = item
     level = {ref for o in outgoing.values() for ref in o.references}
@@ -100,11 +101,20 @@ async def collect_many(
     return in_order(outgoing.values())
 
 
-async def encounter_of(conn: AsyncConnection, program_id: str, reference: str) -> tuple[str, str] | None:
-    """(record id, participant id) of one of our Encounters, from its FHIR reference."""
-    resource_type, resource_id = reference.split("/", 1)
-    record_id = await repository.source_of(conn, program_id, resource_type, resource_id)
-    if record_id is None:
+OUTPUT_SOURCES: dict[str, tuple[str, StoredKind[Any]]] = {
+    "Encounter": ("encounter", k.ENCOUNTERS),
+    "Observation": ("assessment", k.ASSESSMENTS),
+}
+"""What a referral's Task lists as outputs: reference type -> (outbox kind, the record kind behind it)."""
+
+
+async def output_of(conn: AsyncConnection, program_id: str, reference: str) -> tuple[str, str, str] | None:
+    """(outbox kind, record id, participant id) of the record behind one of our Task's outputs (a
+    delivered session, an outcome score), from its FHIR reference; None for anything else."""
+    resource_type, _, resource_id = reference.partition("/")
+    wanted = OUTPUT_SOURCES.get(resource_type)
+    source = await repository.source(conn, program_id, resource_type, resource_id) if wanted else None
+    if wanted is None or source is None or source[0] != wanted[0]:
         return None
-    found = await RecordRepository(k.ENCOUNTERS).find(conn, program_id, record_id)
-    return (found.id, found.participant_id) if found is not None else None
+    found = await RecordRepository(wanted[1]).find(conn, program_id, source[1])
+    return (wanted[0], found.id, found.participant_id) if found is not None else None

@@ -15,12 +15,22 @@ READ = "rs"
 DEPENDENCIES = ("Patient", "Practitioner", "PractitionerRole", "Organization")
 """What every pushed record references (its participant, its specialist, their role and organisation)."""
 
+ASSESSMENT_TYPES = ("QuestionnaireResponse", "Observation")
+"""An outcome assessment: its answers and the scores derived from them."""
+
 PUSHED: dict[str, dict[str, str]] = {
     "encounters": {"Encounter": WRITE, **dict.fromkeys(DEPENDENCIES, WRITE)},
     "notes": {"DocumentReference": WRITE, "Encounter": WRITE, **dict.fromkeys(DEPENDENCIES, WRITE)},
     "care-teams": {"CareTeam": WRITE, **dict.fromkeys(DEPENDENCIES, WRITE)},
-    # the clinic's Task is read and updated; the sessions it lists as outputs are delivered first
-    "referral-status": {"Task": "ru", "Encounter": WRITE, **dict.fromkeys(DEPENDENCIES, WRITE)},
+    # the clinic's Task is read and updated; the sessions and outcome scores it lists as outputs are
+    # delivered first (an outcome score is an Observation derived from a QuestionnaireResponse)
+    "referral-status": {
+        "Task": "ru",
+        "Encounter": WRITE,
+        **dict.fromkeys(ASSESSMENT_TYPES, WRITE),
+        **dict.fromkeys(DEPENDENCIES, WRITE),
+    },
+    "assessments": {**dict.fromkeys(ASSESSMENT_TYPES, WRITE), "Encounter": WRITE, **dict.fromkeys(DEPENDENCIES, WRITE)},
 }
 """Per push kind (``ehr add --push``): the interactions it needs per resource type."""
 POLLED: dict[str, str] = {"Task": READ, "ServiceRequest": READ, "Patient": READ}

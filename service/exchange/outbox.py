@@ -269,6 +269,7 @@ async def backfill(
         "encounter": (k.ENCOUNTERS, "encounter"),
         "note": (k.NOTES, "note"),
         "care-team": (k.CARE_TEAM_MEMBERS, "care_team_member"),
+        "assessment": (k.ASSESSMENTS, "assessment"),
     }
     for outbox_kind, (stored, kind) in sources.items():
         if not connection.pushes(outbox_kind):

@@ -12,9 +12,20 @@ import orjson
 
 from service.auth.boundary import compartment_patient
 
-PRIMARY_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
+PRIMARY_TYPES: dict[str, tuple[str, ...]] = {
+    "encounter": ("Encounter",),
+    "note": ("DocumentReference",),
+    "care-team": ("CareTeam",),
+    "assessment": ("QuestionnaireResponse", "Observation"),
+}
+"""Per outbox kind, the types of the change's own resources (the record's other resources stay home)."""
 DEPENDENCY_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter")
-ORDER = {t: i for i, t in enumerate((*DEPENDENCY_TYPES, "DocumentReference", "CareTeam"))}
+ORDER = {
+    t: i
+    for i, t in enumerate((*DEPENDENCY_TYPES, "DocumentReference", "CareTeam", "QuestionnaireResponse", "Observation"))
+}
+"""What goes first: what others reference (an assessment's Observations are derivedFrom its
+QuestionnaireResponse; a panel goes after the Observations it lists, see ``Outgoing.rank``)."""
 _REFERENCE_IN_JSON = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})"')
 """A relative reference anywhere in a resource's JSON (inside a string, quotes are escaped: no match)."""
 
@@ -79,9 +90,10 @@ class Outgoing:
         return f"{self.resource_type}/{self.resource_id}"
 
     @property
-    def rank(self) -> tuple[int, str]:
+    def rank(self) -> tuple[int, int, str]:
         """Where it goes in a delivery: what others reference first."""
-        return ORDER.get(self.resource_type, 99), self.reference
+        groups = any(r.startswith(f"{self.resource_type}/") for r in self.references)  # a panel's hasMember
+        return ORDER.get(self.resource_type, 99), int(groups), self.reference
 
 
 def in_order(items: list[Outgoing] | Any) -> list[Outgoing]:

@@ -1,5 +1,5 @@
-"""A referral's progress onto the clinic's Task at the EHR: the sessions the Task lists as outputs
-go first (those the participant's consent lets this EHR have), then the Task update itself."""
+"""A referral's progress onto the clinic's Task at the EHR: the sessions and outcome scores the Task
+lists as outputs go first (those the participant's consent lets this EHR have), then the Task update itself."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from service.store import Database
 from service.store.tables import ehr_referrals
 
 from . import outbox
-from .collect import collect, encounter_of
+from .collect import collect, output_of
 from .connections import EhrConnection
 from .endpoints import Endpoints
 from .holdings import held
 from .outcomes import Outcomes
-from .outgoing import Delivered, Outgoing, in_order
-from .send import Route, send
+from .outgoing import PRIMARY_TYPES, Delivered, Outgoing, in_order
+from .send import Route, capabilities_of, send
 from .smart_client import SmartClient
 from .task_update import update_task
 
@@ -57,24 +57,30 @@ class ReferralPush:
     async def _with_outputs(
         self, connection: EhrConnection, client: SmartClient, program: Program, task: dict[str, Any], route: Route
     ) -> tuple[dict[str, Any], Delivered]:
-        """The sessions a Task lists as outputs must exist at the EHR before the Task points at them:
-        those the participant's consent lets this EHR have are sent first; the others are left out."""
+        """The sessions and outcome scores a Task lists as outputs must exist at the EHR before the Task
+        points at them: those the participant's consent lets this EHR have (encounters; assessments,
+        with the QuestionnaireResponse and the other Observations of the assessment) and of types the
+        EHR takes writes of are sent first; the others are left out of the Task."""
         kept: list[dict[str, Any]] = []
         outgoing: dict[str, Outgoing] = {}
+        outputs = task.get("output") or []
+        takes = await capabilities_of(client) if any("valueReference" in o for o in outputs) else None
         async with self._database.read() as conn:
-            for output in task.get("output") or []:
+            for output in outputs:
                 reference = (output.get("valueReference") or {}).get("reference") or ""
-                if not reference.startswith("Encounter/"):
+                if "valueReference" not in output:
                     kept.append(output)
                     continue
-                source = await encounter_of(conn, program.id, reference)
-                if source is None:
+                source = await output_of(conn, program.id, reference)
+                if source is None or takes is None:
                     continue
-                record_id, participant_id = source
-                if not await outbox.may_send(conn, program, connection, "encounter", record_id, participant_id):
+                kind, record_id, participant_id = source
+                if any(takes.method(t) is None for t in PRIMARY_TYPES[kind]):
+                    continue  # an EHR that takes no writes of the type: the Task does not point at it
+                if not await outbox.may_send(conn, program, connection, kind, record_id, participant_id):
                     continue
                 kept.append(output)
-                for item in await collect(conn, program, connection, "encounter", record_id):
+                for item in await collect(conn, program, connection, kind, record_id):
                     outgoing.setdefault(item.reference, item)
             ordered = in_order(outgoing.values())
             holding = await held(conn, connection.name, [o.reference for o in ordered])

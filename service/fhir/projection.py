@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
 from service.domain import Program
-from service.fhir.render import all_records, fhir_resources, renders
+from service.fhir.render import PAGE, all_records, fhir_resources, renders
+from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import fhir_resources as resources_table
 from service.store.tables import fhir_search, fhir_versions
@@ -39,7 +40,11 @@ async def _affected(conn: AsyncConnection, program: Program, kind: str, record: 
     if not renders(kind):
         return []
     targets = [(kind, record.id)]  # a stored kind is also the renderer's kind
-    if kind == "encounter":  # delivered sessions are outputs of the referral's Task
+    if kind == "program":  # the outcome instruments are served as the program's Questionnaires
+        targets.append(("questionnaires", record.id))
+    elif kind == "assessment" and record.amends_id:  # the corrected assessment becomes entered-in-error
+        targets.append(("assessment", record.amends_id))
+    if kind in ("encounter", "assessment"):  # delivered sessions and outcome scores are outputs of the Task
         referrals = await all_records(conn, k.REFERRALS, program.id, participant_id=record.participant_id)
         targets += [("referral", r.id) for r in referrals]
     elif kind == "consent":  # a substance-use consent labels the participant's notes (42 CFR Part 2)
@@ -55,6 +60,28 @@ async def refresh(conn: AsyncConnection, program: Program, kind: str, record: An
     for preview_kind, record_id in await _affected(conn, program, kind, record):
         for resource in await fhir_resources(conn, program, preview_kind, record_id):
             await store(conn, program.id, resource, preview_kind, record_id, now)
+
+
+async def refresh_questionnaires(conn: AsyncConnection, program: Program, now: datetime) -> int:
+    """The program's Questionnaires as the instruments now are (at start-up: an instrument added to
+    the program's folder is served from then on); unchanged ones keep their version. Returns how many
+    were stored anew."""
+    stored = 0
+    for resource in await fhir_resources(conn, program, "questionnaires", program.id):
+        stored += await store(conn, program.id, resource, "questionnaires", program.id, now)
+    return stored
+
+
+async def refresh_all_questionnaires(conn: AsyncConnection, now: datetime) -> int:
+    """``refresh_questionnaires`` for every program (the gateway calls it once at start-up)."""
+    page = await RecordRepository(k.PROGRAMS).list(conn, None, limit=PAGE)
+    stored = 0
+    while True:
+        for program in page.items:
+            stored += await refresh_questionnaires(conn, program, now)
+        if page.next_cursor is None:
+            return stored
+        page = await RecordRepository(k.PROGRAMS).list(conn, None, limit=PAGE, cursor=page.next_cursor)
 
 
 async def store(

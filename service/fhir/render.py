@@ -8,12 +8,26 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mappings import care_team, consent, encounter, goal, note, organization, patient, practitioner, referral
+from mappings import (
+    assessment,
+    care_team,
+    consent,
+    encounter,
+    goal,
+    note,
+    organization,
+    patient,
+    practitioner,
+    referral,
+)
 from mappings.context import MappingContext
 from mappings.profiles import load_overlay
 from service.domain import CareTeamMember, Consent, Note, PeerEncounter, Program
+from service.domain.assessment import Assessment, current
 from service.domain.encounter import EncounterStatus
 from service.domain.errors import BadRequest
+from service.domain.instruments import Registry, load_registry
+from service.settings import get_settings
 from service.store import RecordRepository
 from service.store import kinds as k
 
@@ -53,6 +67,29 @@ async def delivered_encounters(conn: AsyncConnection, program_id: str, referral:
         status=EncounterStatus.FINISHED.value,
     )
     return [e for e in encounters if e.start >= referral.requested_at]
+
+
+def instruments() -> Registry:
+    """The outcome instruments: the shipped ones and the program's own folder
+    (``PEERLINK_INSTRUMENTS_DIR``), read and checked once (``load_registry`` is cached per folder)."""
+    return load_registry(get_settings().instruments_dir)
+
+
+async def outcome_links(conn: AsyncConnection, program_id: str, participant_id: str) -> list[referral.OutcomeLink]:
+    """Per instrument, the participant's baseline (first standing assessment) and, when there is a
+    later one, the latest: what a completed referral's Task lists beside the sessions."""
+    found: list[Assessment] = await all_records(conn, k.ASSESSMENTS, program_id, participant_id=participant_id)
+    standing = current(found)
+    known = instruments().instruments
+    links: list[referral.OutcomeLink] = []
+    for instrument_id in sorted({a.instrument for a in standing}):
+        series = [a for a in standing if a.instrument == instrument_id]
+        found_instrument = known.get((instrument_id, series[-1].instrument_version))
+        title = found_instrument.title if found_instrument else instrument_id  # a file since removed
+        links.append(referral.OutcomeLink(series[0].id, title, True))
+        if len(series) > 1:
+            links.append(referral.OutcomeLink(series[-1].id, title, False))
+    return links
 
 
 async def _program(
@@ -102,7 +139,9 @@ async def _referral(
     found = await RecordRepository(k.REFERRALS).get(conn, program.id, record_id)
     kept = await of_referral(conn, program.id, record_id)
     links = [referral.ContextLink(c.resource_type, c.resource_id, c.role == REASON) for c in kept]
-    return list(referral.to_fhir(found, ctx, await delivered_encounters(conn, program.id, found), links))
+    sessions = await delivered_encounters(conn, program.id, found)
+    outcomes = await outcome_links(conn, program.id, found.participant_id)
+    return list(referral.to_fhir(found, ctx, sessions, links, outcomes))
 
 
 async def _clinical_context(
@@ -123,6 +162,25 @@ async def _consent(
     return [consent.to_fhir(await RecordRepository(k.CONSENTS).get(conn, program.id, record_id), ctx)]
 
 
+async def _assessment(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    """The QuestionnaireResponse and its Observations; entered-in-error once an amendment corrects it."""
+    repository: RecordRepository[Assessment] = RecordRepository(k.ASSESSMENTS)
+    found = await repository.get(conn, program.id, record_id)
+    corrections = await repository.list(conn, program.id, equals={"amends_id": found.id}, limit=1)
+    instrument = instruments().get(found.instrument, found.instrument_version)
+    return assessment.to_fhir(found, instrument, ctx, superseded=bool(corrections.items))
+
+
+async def _questionnaires(
+    conn: AsyncConnection, program: Program, record_id: str, ctx: MappingContext
+) -> list[dict[str, Any]]:
+    """``record_id`` is the program's id: every instrument version as a Questionnaire (no one's data)."""
+    registry = instruments()
+    return [assessment.questionnaire(registry.instruments[key], ctx) for key in sorted(registry.instruments)]
+
+
 Loader = Callable[[AsyncConnection, Program, str, MappingContext], Awaitable[list[dict[str, Any]]]]
 LOADERS: dict[str, Loader] = {
     "program": _program,
@@ -135,11 +193,13 @@ LOADERS: dict[str, Loader] = {
     "goal": _goal,
     "consent": _consent,
     "clinical-context": _clinical_context,
+    "assessment": _assessment,
+    "questionnaires": _questionnaires,
 }
 
 
 def renders(kind: str) -> bool:
-    """Whether records of this kind have a FHIR form yet (an assessment has none so far)."""
+    """Whether records of this kind have a FHIR form."""
     return kind in LOADERS
 
 

@@ -103,6 +103,8 @@ def index_values(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str
             elif param.type is ParamType.REFERENCE and isinstance(value, dict):
                 if isinstance(value.get("reference"), str):
                     rows.add((value["reference"], None))
+            elif param.type is ParamType.REFERENCE and isinstance(value, str):  # a canonical: url[|version]
+                rows.update((canonical[:300], None) for canonical in {value, value.split("|", 1)[0]})
             elif param.type is ParamType.STRING and isinstance(value, str):
                 rows.add((value.lower()[:300], None))
             elif param.type is ParamType.TOKEN:
@@ -219,6 +221,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             _p("category", T, "category"),
             _p("clinical-status", T, "clinicalStatus"),
         ],
+        # outcome assessments (US Core Observation Screening Assessment) and the clinical context
         "Observation": [
             IDENTIFIER,
             _p("patient", R, "subject"),
@@ -226,12 +229,36 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             _p("code", T, "code"),
             _p("category", T, "category"),
             _p("status", T, "status"),
+            _p("date", D, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant"),
+            _p("encounter", R, "encounter"),
+            _p("performer", R, "performer"),
+            _p("derived-from", R, "derivedFrom", doc="The QuestionnaireResponse the scores were taken from"),
+            _p("has-member", R, "hasMember", doc="The item and total Observations a panel groups"),
         ],
         "QuestionnaireResponse": [
             IDENTIFIER,
             _p("patient", R, "subject"),
             _p("subject", R, "subject"),
             _p("status", T, "status"),
+            _p(
+                "questionnaire",
+                R,
+                "questionnaire",
+                doc="The Questionnaire's canonical URL, with |version for one version or without for every one",
+            ),
+            _p("authored", D, "authored"),
+            _p("author", R, "author"),
+            _p("encounter", R, "encounter"),
+        ],
+        # the program's outcome instruments (no participant's data)
+        "Questionnaire": [
+            IDENTIFIER,
+            _p("url", T, "url", doc="The canonical URL, exactly"),
+            _p("version", T, "version"),
+            _p("name", S, "name"),
+            _p("title", S, "title"),
+            _p("status", T, "status"),
+            _p("code", T, "code"),
         ],
         "Coverage": [
             IDENTIFIER,

@@ -15,8 +15,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth import boundary
-from service.domain import Program
+from service.domain import Program, Referral, ReferralStatus
 from service.domain.note import NoteStatus
+from service.fhir.render import all_records
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import ehr_connections, ehr_referrals, outbox
@@ -26,11 +27,23 @@ PUSH_KINDS: dict[str, str] = {
     "notes": "note",
     "care-teams": "care-team",
     "referral-status": "referral",
+    "assessments": "assessment",
 }
 """What a connection may push (CLI/API name) -> the outbox kind."""
-OUTBOX_KIND = {"encounter": "encounter", "note": "note", "care_team_member": "care-team", "referral": "referral"}
+OUTBOX_KIND = {
+    "encounter": "encounter",
+    "note": "note",
+    "care_team_member": "care-team",
+    "referral": "referral",
+    "assessment": "assessment",
+}
 """Record kind -> outbox kind (the care team is one per participant: its record id is the participant's)."""
-CONSENTED_TYPE = {"encounter": "Encounter", "note": "DocumentReference", "care-team": "CareTeam"}
+CONSENTED_TYPE = {
+    "encounter": "Encounter",
+    "note": "DocumentReference",
+    "care-team": "CareTeam",
+    "assessment": "QuestionnaireResponse",  # the category assessments opens it and its Observations together
+}
 
 
 class Destination(Protocol):
@@ -128,16 +141,41 @@ async def enqueue(conn: AsyncConnection, program: Program, kind: str, record: An
     outbox_kind = OUTBOX_KIND.get(kind)
     if outbox_kind is None:
         return 0
-    targets = [c for c in await receivers(conn, program.id) if c.pushes(outbox_kind)]
-    if not targets:
-        return 0
-    subject = await subject_of(conn, program, kind, record)
+    connections = await receivers(conn, program.id)
+    written = await _completed_referrals(conn, program, kind, record, connections, now)
+    targets = [c for c in connections if c.pushes(outbox_kind)]
+    subject = await subject_of(conn, program, kind, record) if targets else None
     if subject is None:
-        return 0
-    written = 0
+        return written
+    subjects = [subject]
+    if kind == "assessment" and record.amends_id:  # the corrected one goes again, as entered-in-error
+        subjects.append((record.amends_id, record.participant_id))
     for connection in targets:
-        if await may_send(conn, program, connection, outbox_kind, *subject):
-            written += await _queue(conn, program, connection.name, outbox_kind, subject, now)
+        for one in subjects:
+            if await may_send(conn, program, connection, outbox_kind, *one):
+                written += await _queue(conn, program, connection.name, outbox_kind, one, now)
+    return written
+
+
+async def _completed_referrals(
+    conn: AsyncConnection, program: Program, kind: str, record: Any, connections: list[Receiver], now: datetime
+) -> int:
+    """An assessment recorded or corrected after a referral of its participant completed changes the
+    latest score the clinic's Task lists: the referral's status goes to its EHR again."""
+    targets = [c for c in connections if c.pushes("referral")]
+    if kind != "assessment" or not targets:
+        return 0
+    status = ReferralStatus.COMPLETED.value
+    found: list[Referral] = await all_records(
+        conn, k.REFERRALS, program.id, participant_id=record.participant_id, status=status
+    )
+    written = 0
+    for referral in found:
+        for connection in targets:
+            if await may_send(conn, program, connection, "referral", referral.id, record.participant_id):
+                written += await _queue(
+                    conn, program, connection.name, "referral", (referral.id, record.participant_id), now
+                )
     return written
 
 

@@ -159,6 +159,7 @@ def sandbox(
 
 
 def _scenarios() -> None:
+    from . import scenario_outcomes  # noqa: F401 - registers the outcomes-loop command
     from .scenarios import scenario_app
 
     sandbox_app.add_typer(scenario_app, name="scenario")

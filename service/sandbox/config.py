@@ -24,6 +24,9 @@ RESOURCE_TYPES = (
     "CareTeam",
     "ServiceRequest",
     "Task",
+    "QuestionnaireResponse",  # outcome assessments: the answers ...
+    "Observation",  # ... and the scores derived from them (US Core screening assessment)
+    "Questionnaire",  # the instrument a QuestionnaireResponse answers, when a client files it
 )
 ADMIN_HEADER = "X-Sandbox-Admin"
 """The header carrying the sandbox admin secret (admin API, /sandbox/...)."""

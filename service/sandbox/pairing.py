@@ -1,8 +1,8 @@
 """The gateway and the sandbox EHR, introduced to each other (what `make run` / `peerlink up` does):
 
 - the gateway is a client of the sandbox (client id ``peerlink``, its key in the gateway's keys
-  folder): the EHR connection ``sandbox`` pushes sessions, notes, care teams and referral status
-  there and polls it for referrals every 15 minutes (or when asked);
+  folder): the EHR connection ``sandbox`` pushes sessions, notes, care teams, referral status and
+  outcome assessments there and polls it for referrals every 15 minutes (or when asked);
 - the sandbox hospital is a client of the gateway (``sandbox-hospital``, boundary = the hospital):
   an EHR team can pull, as the hospital, what consents open to it.
 
@@ -89,7 +89,7 @@ async def pair(settings: Settings, sandbox_root: str, secret: str, fhir_base: st
                         "client_id": GATEWAY_CLIENT_AT_SANDBOX,
                         "key_file": str(connection_key.resolve()),
                         "organization": HOSPITAL_KEY,
-                        "push": ["encounters", "notes", "care-teams", "referral-status"],
+                        "push": ["encounters", "notes", "care-teams", "referral-status", "assessments"],
                         "poll_referrals": True,
                         "poll_seconds": 900,
                         "task_owner": f"Organization/{PEER_PROGRAM_ORG_ID}",

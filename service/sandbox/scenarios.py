@@ -8,6 +8,9 @@
 - ``care-team-sync``: a care-team member added here shows in the participant's CareTeam at the EHR.
 - ``ehr-outage``: the EHR fails every request for a while; the sessions recorded meanwhile are
   retried and all arrive once it is back (none lost, none twice).
+- ``outcomes-loop`` (``scenario_outcomes``): a referral, a baseline and a follow-up PHQ-9 recorded
+  through the peer API under a consent naming ``assessments`` -> they reach the EHR as
+  QuestionnaireResponse + Observations -> the completed referral's Task lists both scores as output.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ HOSPITAL = {
     "name": "Sandbox General Hospital",
     "identifier": {"type": "other", "system": HOSPITAL_KEY.split("|")[0], "value": HOSPITAL_KEY.split("|")[1]},
 }
+
+
+CATEGORIES = ("encounters", "notes", "care-team", "demographics", "referrals")
+"""What the scenarios' participants consent to share with the hospital (unless a scenario asks more)."""
 
 
 class StepFailed(Exception):
@@ -86,20 +93,22 @@ class Loop:
         specialist: dict[str, Any] = found["items"][0]
         return specialist
 
-    async def ensure_consent(self, participant_id: str) -> str:
+    async def ensure_consent(self, participant_id: str, categories: tuple[str, ...] = CATEGORIES) -> str:
+        """A consent naming the hospital and at least ``categories``: the one on file, else a new one."""
         consents = await self.call(self.gateway, "GET", "/peer/v1/consents", params={"participant_id": participant_id})
         for consent in consents["items"]:
             recipient = (consent.get("recipient") or {}).get("identifier") or {}
             if (
                 consent.get("revoked_at") is None
                 and f"{recipient.get('system')}|{recipient.get('value')}" == HOSPITAL_KEY
+                and set(categories) <= set(consent.get("categories") or [])
             ):
                 return f"consent {consent['id']} (on file)"
         today = datetime.now(UTC).date()
         body = {
             "participant_id": participant_id,
             "recipient": HOSPITAL,
-            "categories": ["encounters", "notes", "care-team", "demographics", "referrals"],
+            "categories": list(categories),
             "period": {"start": str(today), "end": str(today + timedelta(days=365))},
         }
         created = await self.call(self.gateway, "POST", "/peer/v1/consents", json=body)
@@ -176,7 +185,9 @@ async def _open(gateway_url: str | None, sandbox_url: str, step_seconds: float) 
     )
 
 
-async def referral_loop(loop: Loop) -> None:
+async def clinic_referral(loop: Loop) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The clinic's referral at the EHR, polled, received and accepted: (what the clinic sent, the
+    referral at PeerLink, the accepting peer specialist)."""
     loop.step("the clinic sends a referral to the peer program at the EHR")
     sent = await loop.admin("POST", "/sandbox/clinic/referral", json={})
     loop.done(f"ServiceRequest/{sent['service_request_id']}, Task/{sent['task_id']} for Patient/{sent['patient_id']}")
@@ -202,7 +213,12 @@ async def referral_loop(loop: Loop) -> None:
             loop.gateway, "POST", f"/peer/v1/referrals/{referral['id']}/{action}", json={"by": "intake", **extra}
         )
     loop.done(f"accepted; peer specialist {specialist['id']}")
+    return sent, referral, specialist
 
+
+async def referral_loop(loop: Loop) -> None:
+    sent, referral, specialist = await clinic_referral(loop)
+    participant_id = referral["participant_id"]
     loop.step("the participant's consent to share with the hospital")
     loop.done(await loop.ensure_consent(participant_id))
 
@@ -313,7 +329,9 @@ async def ehr_outage(loop: Loop, outage_seconds: float = 6.0) -> None:
     loop.done(f"all {len(sessions)} sessions and notes delivered; connection: {metrics.get(CONNECTION)}")
 
 
-def _run(scenario: Callable[[Loop], Awaitable[None]], gateway: str | None, sandbox: str, timeout: float) -> None:
+def run_scenario(
+    scenario: Callable[[Loop], Awaitable[None]], gateway: str | None, sandbox: str, timeout: float
+) -> None:
     async def main() -> None:
         loop = await _open(gateway, sandbox, timeout)
         try:
@@ -345,7 +363,7 @@ def referral_loop_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
 ) -> None:
     """Clinic referral -> poll -> accept -> two sessions -> delivered -> the clinic's Task completed."""
-    _run(referral_loop, gateway, sandbox, timeout)
+    run_scenario(referral_loop, gateway, sandbox, timeout)
 
 
 @scenario_app.command("care-team-sync")
@@ -353,7 +371,7 @@ def care_team_sync_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
 ) -> None:
     """A new care-team member shows in the CareTeam at the EHR."""
-    _run(care_team_sync, gateway, sandbox, timeout)
+    run_scenario(care_team_sync, gateway, sandbox, timeout)
 
 
 @scenario_app.command("ehr-outage")
@@ -361,4 +379,4 @@ def ehr_outage_command(
     gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 120.0
 ) -> None:
     """The EHR fails for a while; what was recorded meanwhile is delivered once it is back."""
-    _run(ehr_outage, gateway, sandbox, timeout)
+    run_scenario(ehr_outage, gateway, sandbox, timeout)

@@ -90,6 +90,25 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
             *_same(_T, "code"),
             _p("business-status", _T, "businessStatus"),
         ),
+        "QuestionnaireResponse": (
+            _IDENTIFIER,
+            *_subject("subject"),
+            _ENCOUNTER,
+            _STATUS,
+            _p("questionnaire", _R, "questionnaire"),
+            _p("authored", _D, "authored"),
+        ),
+        "Observation": (
+            _IDENTIFIER,
+            *_subject("subject"),
+            _ENCOUNTER,
+            _STATUS,
+            *_same(_T, "code", "category"),
+            _p("date", _D, "effectiveDateTime"),
+            _p("derived-from", _R, "derivedFrom"),
+            _p("has-member", _R, "hasMember"),
+        ),
+        "Questionnaire": (_IDENTIFIER, _STATUS, *_same(_T, "url", "version"), _NAME),
     }.items()
 }
 
@@ -184,6 +203,8 @@ def _token_matches(wanted: TokenValue, value: Any) -> bool:
 
 
 def _reference_matches(wanted: ReferenceValue, value: Any) -> bool:
+    if isinstance(value, str):  # a canonical (QuestionnaireResponse.questionnaire): url, or url|version
+        return any(r in (value, value.split("|", 1)[0]) for r in wanted.references)
     reference = value.get("reference") if isinstance(value, dict) else None
     key = reference_key(reference) if isinstance(reference, str) else None
     if key is None:

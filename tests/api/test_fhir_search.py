@@ -13,6 +13,7 @@ import pytest
 
 from mappings.ids import fhir_id
 from service.fhir.search_params import SEARCH_PARAMS
+from tests.api.test_fhir_assessments import ASSESSMENT_CASES
 from tests.conftest import token_headers
 from tests.factories import TODAY, World, at, create, encounter_body, participant_body
 
@@ -198,12 +199,12 @@ async def world(client: httpx.AsyncClient, program: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize(("resource_type", "param"), ALL_PARAMS, ids=[f"{t}.{p}" for t, p in ALL_PARAMS])
 def test_every_parameter_has_a_case(resource_type, param):
-    cases = {**CASES, **CONTEXT_CASES}
+    cases = {**CASES, **CONTEXT_CASES, **ASSESSMENT_CASES}  # the assessments' cases run in their own module
     assert (resource_type, param) in cases or (resource_type, f"{param}:missing") in cases
 
 
 def test_no_case_for_a_parameter_that_does_not_exist():
-    assert {(t, p.split(":")[0]) for t, p in {**CASES, **CONTEXT_CASES}} <= set(ALL_PARAMS)
+    assert {(t, p.split(":")[0]) for t, p in {**CASES, **CONTEXT_CASES, **ASSESSMENT_CASES}} <= set(ALL_PARAMS)
 
 
 async def test_every_parameter_of_every_type_finds_and_excludes(client, world):

@@ -86,3 +86,21 @@ def test_care_team_sync(running):
 def test_an_ehr_outage_loses_nothing(running):
     out = scenario(running, "ehr-outage")
     assert "all 3 sessions and notes delivered" in out and "'dead_lettered': 0" in out
+
+
+def test_outcomes_reach_the_ehr_and_the_clinics_task(running):
+    """An assessment recorded through the peer API reaches the sandbox EHR as QuestionnaireResponse +
+    Observations (consent category assessments, connection pushing assessments), and the completed
+    referral's Task at the EHR lists the baseline and latest scores as output."""
+    out = scenario(running, "outcomes-loop")
+    for step in (
+        "consents to share their assessments",
+        "a baseline PHQ-9, a peer session and a follow-up PHQ-9",
+        "reaches the EHR as QuestionnaireResponse + Observations",
+        "with the baseline and latest scores as output",
+    ):
+        assert step in out
+    assert out.count("      ok: QuestionnaireResponse/") == 2
+    assert out.count("with 11 Observations") == 2  # panel, total and nine items, each
+    assert "status completed, output Observation/" in out
+    assert out.rstrip().endswith("scenario passed")

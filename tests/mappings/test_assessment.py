@@ -99,3 +99,21 @@ def test_every_instrument_is_a_valid_questionnaire(instrument_id):
     instrument = REGISTRY.get(instrument_id)
     resource = _valid(assessment.questionnaire(instrument, context()))
     assert [i["linkId"] for i in resource["item"]] == [i.link_id for i in instrument.items]
+
+
+def test_a_corrected_assessment_is_entered_in_error_and_every_observation_has_an_identifier():
+    answers = dict(zip([i.link_id for i in PHQ9.scored_items], VALUES, strict=True))
+    found = [_valid(r) for r in assessment.to_fhir(_assessment(PHQ9, answers), PHQ9, context(), superseded=True)]
+    assert {r["status"] for r in found} == {"entered-in-error"}
+    kept = assessment.to_fhir(_assessment(PHQ9, answers), PHQ9, context())
+    assert [r["id"] for r in found] == [r["id"] for r in kept]  # the same resources, withdrawn
+    values = [o["identifier"][0]["value"] for o in kept[1:]]
+    assert values[:2] == ["assessment-1/panel", "assessment-1/total"] and len(set(values)) == len(values)
+    assert kept[1]["identifier"][0]["system"] == "https://peer.example.org/ids/assessment-observation"
+
+
+def test_a_questionnaire_id_is_the_instrument_and_its_version():
+    ctx = context()
+    assert assessment.questionnaire_id(PHQ9, ctx) == "phq-9-1.0.0"
+    odd = PHQ9.model_copy(update={"version": "2024_01"})
+    assert assessment.questionnaire_id(odd, ctx) == ctx.id_for("instrument", "phq-9|2024_01")  # "_" is no id char

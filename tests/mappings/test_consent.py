@@ -169,7 +169,7 @@ def test_outside_consent_with_unknown_extensions_and_sparse_elements():
                 }
             ],
             "class": [
-                {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"},
+                {"system": "http://hl7.org/fhir/resource-types", "code": "Immunization"},
                 {"system": "http://hl7.org/fhir/resource-types", "code": "Patient"},
             ],
         },
@@ -224,7 +224,7 @@ def _inbound(**changes: Any) -> dict[str, Any]:
             "Consent.provision.actor[0].reference",
         ),
         (
-            {"provision__class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}]},
+            {"provision__class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Immunization"}]},
             "Consent.provision.class",
         ),
         ({"provision__period": {"start": "2025-06-01", "end": "2025-01-01"}}, "Consent (period)"),
@@ -234,3 +234,17 @@ def test_invalid_inbound_consent_names_the_element(changes, element):
     with pytest.raises(MappingError) as caught:
         consent.from_fhir(_inbound(**changes), ctx())
     assert caught.value.element == element
+
+
+def test_assessments_are_a_category_of_their_own():
+    """The category assessments is the QuestionnaireResponse and the Observations scored from it; a
+    consent lists it explicitly (one listing only the earlier categories does not grant it)."""
+    resource = consent.to_fhir(_consent(categories=["encounters", "assessments"]), ctx())
+    classes = [c["code"] for c in resource["provision"]["class"]]
+    assert classes == ["Encounter", "QuestionnaireResponse", "Observation"]
+    back = consent.from_fhir(resource, ctx())
+    assert back.categories == [DataCategory.ENCOUNTERS, DataCategory.ASSESSMENTS]
+    earlier = _consent(categories=["encounters", "notes", "care-team", "demographics", "referrals", "goals"])
+    resource = consent.to_fhir(earlier, ctx())
+    assert {"QuestionnaireResponse", "Observation"}.isdisjoint(c["code"] for c in resource["provision"]["class"])
+    assert DataCategory.ASSESSMENTS not in consent.from_fhir(resource, ctx()).categories

@@ -14,8 +14,9 @@ MAPPED = sorted(set(RESOURCE_TYPES.values()))  # also Procedure: sent to EHRs, n
 
 def test_every_served_type_is_produced_by_the_mappings():
     """Besides what the mappings produce, /fhir serves only a referral's clinical context: resources a
-    clinic sent, kept as received (their meta.profile is the sender's own claim)."""
-    assert set(SERVED) - set(KEPT_TYPES) <= set(MAPPED)
+    clinic sent, kept as received (their meta.profile is the sender's own claim), and the outcome
+    instruments as Questionnaires (no US Core profile exists for them)."""
+    assert set(SERVED) - set(KEPT_TYPES) - {"Questionnaire"} <= set(MAPPED)
 
 
 @pytest.mark.parametrize("overlay", names())
@@ -39,3 +40,11 @@ def test_only_us_core_3_1_1_narrows_the_encounter_participant():
         pinned = loaded.profiles["Encounter"][0].endswith("|3.1.1")
         assert loaded.allows("Encounter.participant.individual", "PractitionerRole") is not pinned
         assert loaded.allows("Encounter.participant.individual", "Practitioner")
+
+
+@pytest.mark.parametrize("overlay", ["generic", "oracle"])
+def test_us_core_6_overlays_claim_the_assessment_profiles(overlay):
+    profiles = load_overlay(overlay).profiles
+    core = "http://hl7.org/fhir/us/core/StructureDefinition/"
+    assert profiles["QuestionnaireResponse"] == [core + "us-core-questionnaireresponse"]
+    assert profiles["Observation"] == [core + "us-core-observation-screening-assessment"]

@@ -469,3 +469,45 @@ def test_the_same_clinic_identifier_twice_is_refused():
     with pytest.raises(MappingError) as caught:
         referral.from_fhir(clinic_request(ctx, identifier=[placer, placer]), clinic_task(), ctx)
     assert caught.value.element == "ServiceRequest.identifier"
+
+
+def test_a_completed_referrals_task_lists_the_outcome_scores_beside_the_sessions():
+    from mappings.assessment import observation_id
+
+    ctx = context()
+    outcomes = [
+        referral.OutcomeLink("assessment-1", "PHQ-9", True),
+        referral.OutcomeLink("assessment-3", "PHQ-9", False),
+        referral.OutcomeLink("assessment-2", "GAD-7", True),
+    ]
+    service_request, task = referral.to_fhir(referral_in(ReferralStatus.COMPLETED), ctx, ENCOUNTERS, (), outcomes)
+    check_valid(service_request, task)
+    scores = [o for o in task["output"] if o["type"]["coding"][0]["code"].endswith("-outcome")]
+    assert [(o["type"]["coding"][0]["code"], o["valueReference"]) for o in scores] == [
+        (
+            "baseline-outcome",
+            {
+                "reference": f"Observation/{observation_id(ctx, 'assessment-1', 'total')}",
+                "display": "PHQ-9: baseline outcome score",
+            },
+        ),
+        (
+            "latest-outcome",
+            {
+                "reference": f"Observation/{observation_id(ctx, 'assessment-3', 'total')}",
+                "display": "PHQ-9: latest outcome score",
+            },
+        ),
+        (
+            "baseline-outcome",
+            {
+                "reference": f"Observation/{observation_id(ctx, 'assessment-2', 'total')}",
+                "display": "GAD-7: baseline outcome score",
+            },
+        ),
+    ]
+    assert scores[0]["type"]["coding"][0]["system"] == "https://peer.example.org/ids/CodeSystem/referral-output"
+    kinds = [o["type"]["coding"][0]["code"] for o in task["output"]]
+    assert kinds.index("delivered-encounter") < kinds.index("baseline-outcome") < kinds.index("outcome-summary")
+    _, open_task = referral.to_fhir(referral_in(ReferralStatus.IN_PROGRESS), ctx, ENCOUNTERS, (), outcomes)
+    assert "output" not in open_task  # only a completed referral reports results

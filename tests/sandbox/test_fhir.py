@@ -44,6 +44,9 @@ async def test_seed_counts_and_no_referrals(ehr):
         "CareTeam": 0,
         "ServiceRequest": 0,
         "Task": 0,
+        "QuestionnaireResponse": 0,
+        "Observation": 0,
+        "Questionnaire": 0,
     }
 
 

@@ -120,7 +120,7 @@ def test_repeated_parameters_are_and():
 def test_reference_key():
     assert reference_key("Patient/p1") == "Patient/p1"
     assert reference_key("https://ehr.example/fhir/Patient/p1/_history/3") == "Patient/p1"
-    assert reference_key("Observation/x") is None  # not a type served here
+    assert reference_key("Immunization/x") is None  # not a type served here
     assert reference_key("p1") is None
 
 

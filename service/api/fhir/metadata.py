@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from mappings.models import FHIR_VERSION, FhirValidationError, model_class, validate
+from mappings.profiles import load_overlay
 from service import __version__
 from service.fhir.search_params import SEARCH_PARAMS, ParamType, SearchParam
 
@@ -278,6 +279,9 @@ def _reference_params() -> list[tuple[str, SearchParam, list[str]]]:
 
 # --- the statement -------------------------------------------------------------------------------
 
+SERVED_PROFILES = load_overlay("generic").profiles
+"""The profiles the served resources claim: the generic overlay's (US Core, SDOHCC), as mapped."""
+
 
 def _documentation(resource_type: str, param: SearchParam) -> str:
     where = ", ".join(f"{resource_type}.{path}" for path in param.paths)
@@ -295,6 +299,8 @@ def capability_statement(found: Served, *, base: str, date: datetime) -> dict[st
             "type": resource_type,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
         }
+        if claimed := SERVED_PROFILES.get(resource_type):  # what the served resources claim in meta.profile
+            entry["supportedProfile"] = claimed
         if interactions:
             entry["interaction"] = [{"code": code} for code in interactions]
         if "read" in interactions or "vread" in interactions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +16,9 @@ from .paging import page
 from .query import Cursor, Found, SearchQuery, SearchResult, Sort
 from .sql import Compiler, R
 from .values import TYPED_REFERENCE
+
+CANONICAL_TYPES = frozenset({"Questionnaire"})
+"""Types served here that others reference by canonical URL rather than by Type/id."""
 
 
 def _found(row: Any) -> Found:
@@ -60,6 +64,47 @@ async def run(
     return SearchResult(found.total, matches, included, found.next_cursor)
 
 
+def _canonicals(matches: list[Found]) -> list[str]:
+    """``url|version`` of the matches that are canonical resources (a Questionnaire), which is how
+    what points at them refers to them (``QuestionnaireResponse.questionnaire``)."""
+    found = []
+    for match in matches:
+        if match.resource_type in CANONICAL_TYPES:
+            resource = orjson.loads(match.body)
+            if resource.get("url") and resource.get("version"):
+                found.append(f"{resource['url']}|{resource['version']}")
+    return found
+
+
+def _indexed(program_id: str, param: str, token: str) -> ColumnElement[bool]:
+    s = fhir_search.alias()
+    return exists().where(s.c.resource_pk == R.pk, s.c.program_id == program_id, s.c.param == param, s.c.token == token)
+
+
+async def _canonical_targets(
+    conn: AsyncConnection, program_id: str, canonicals: set[str], target_type: str | None, boundary: list[Any]
+) -> list[Found]:
+    """The resources canonical references (``url|version``, or ``url`` for every version) name, found
+    by their ``url`` and ``version`` index rows (a QuestionnaireResponse's Questionnaire)."""
+    versioned = {c.split("|", 1)[0] for c in canonicals if "|" in c}
+    conditions = []
+    for canonical in sorted(canonicals):
+        url, _, version = canonical.partition("|")
+        if not version and url in versioned:
+            continue  # the url-only index row of a versioned canonical
+        condition = _indexed(program_id, "url", url)
+        conditions.append(and_(condition, _indexed(program_id, "version", version)) if version else condition)
+    if not conditions:
+        return []
+    typed = [R.resource_type == target_type] if target_type else []
+    rows = await conn.execute(
+        select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
+        .where(R.program_id == program_id, or_(*conditions), *typed, *boundary)
+        .order_by(R.pk)
+    )
+    return [_found(row) for row in rows]
+
+
 async def _included(
     conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], inside: Any
 ) -> list[Found]:
@@ -85,16 +130,20 @@ async def _included(
             )
         ).scalars()
         wanted: dict[str, set[str]] = {}
+        canonicals: set[str] = set()
         for token in tokens:
             typed = TYPED_REFERENCE.match(token or "")
             if typed and (include.target_type is None or typed.group(1) == include.target_type):
                 wanted.setdefault(typed.group(1), set()).add(typed.group(2))
+            elif token and "://" in token:
+                canonicals.add(token)
+        found += await _canonical_targets(conn, program_id, canonicals, include.target_type, boundary)
         if not wanted:
             continue
         targets = or_(*(and_(R.resource_type == t, R.resource_id.in_(sorted(ids))) for t, ids in wanted.items()))
         rows = await conn.execute(select(*columns).where(R.program_id == program_id, targets, *boundary).order_by(R.pk))
         found += [_found(row) for row in rows]
-    references = [f"{m.resource_type}/{m.resource_id}" for m in matches]
+    references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
     for include in query.revincludes:
         if include.target_type not in (None, query.resource_type):
             continue
