@@ -250,7 +250,8 @@ async def seed_demo(
                 {
                     "participant_id": participant.id,
                     "recipient": SANDBOX_HOSPITAL,
-                    "categories": ["encounters", "notes", "care-team"],
+                    # three in four also share their outcome assessments (the sandbox shows both cases)
+                    "categories": ["encounters", "notes", "care-team", *(["assessments"] if i % 4 != 3 else [])],
                     "substance_use": i % 4 == 1,
                     "period": {"start": today - timedelta(days=60), "end": today + timedelta(days=305)},
                 }

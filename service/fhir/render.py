@@ -75,11 +75,15 @@ def instruments() -> Registry:
     return load_registry(get_settings().instruments_dir)
 
 
-async def outcome_links(conn: AsyncConnection, program_id: str, participant_id: str) -> list[referral.OutcomeLink]:
-    """Per instrument, the participant's baseline (first standing assessment) and, when there is a
-    later one, the latest: what a completed referral's Task lists beside the sessions."""
-    found: list[Assessment] = await all_records(conn, k.ASSESSMENTS, program_id, participant_id=participant_id)
-    standing = current(found)
+async def outcome_links(conn: AsyncConnection, program_id: str, found_referral: Any) -> list[referral.OutcomeLink]:
+    """Per instrument, the referral's baseline (the first standing assessment completed since the
+    referral was requested) and, when there is a later one, the latest: what a completed referral's
+    Task lists beside the sessions. Like the sessions, only what happened under this referral counts
+    (a participant referred again, or with earlier assessments, starts a new baseline)."""
+    found: list[Assessment] = await all_records(
+        conn, k.ASSESSMENTS, program_id, participant_id=found_referral.participant_id
+    )
+    standing = [a for a in current(found) if a.completed_at >= found_referral.requested_at]
     known = instruments().instruments
     links: list[referral.OutcomeLink] = []
     for instrument_id in sorted({a.instrument for a in standing}):
@@ -140,7 +144,7 @@ async def _referral(
     kept = await of_referral(conn, program.id, record_id)
     links = [referral.ContextLink(c.resource_type, c.resource_id, c.role == REASON) for c in kept]
     sessions = await delivered_encounters(conn, program.id, found)
-    outcomes = await outcome_links(conn, program.id, found.participant_id)
+    outcomes = await outcome_links(conn, program.id, found)
     return list(referral.to_fhir(found, ctx, sessions, links, outcomes))
 
 

@@ -193,7 +193,7 @@ async def test_a_correction_leaves_the_corrected_assessment_entered_in_error(cli
 
 async def test_the_completed_referrals_task_lists_baseline_and_latest_scores(client, program, outcome):
     world, baseline, ids = outcome
-    await _record(client, world, [3] * 9, days_ago=40)  # an earlier one: the baseline
+    before = await _record(client, world, [3] * 9, days_ago=40)  # before the referral: not its baseline
     latest = await _record(client, world, [1] * 9, days_ago=1)
     gad = await client.post(
         "/peer/v1/assessments",
@@ -215,18 +215,17 @@ async def test_the_completed_referrals_task_lists_baseline_and_latest_scores(cli
     assert task["status"] == "completed"
     scores = [o for o in task["output"] if o["type"]["coding"][0]["code"].endswith("-outcome")]
     references = [o["valueReference"]["reference"] for o in scores]
-    history = await client.get(f"/peer/v1/assessments?participant_id={world.ids['participant']}&instrument=phq-9")
-    first = min(history.json()["items"], key=lambda a: a["completed_at"])
-    assert f"Observation/{_ids(program, world, first['id'])['total']}" in references
+    # the referral's baseline is the first assessment since it was requested (5 days ago), as for sessions
+    assert f"Observation/{ids['total']}" in references
     assert f"Observation/{_ids(program, world, latest['id'])['total']}" in references
-    assert f"Observation/{ids['total']}" not in references  # neither baseline nor latest
+    assert f"Observation/{_ids(program, world, before['id'])['total']}" not in references
     gad_total = _ids(program, world, gad.json()["id"])["total"]
     gad_title = REGISTRY.get("gad-7").title
     gad_output = {"reference": f"Observation/{gad_total}", "display": f"{gad_title}: baseline outcome score"}
     assert gad_output in [o["valueReference"] for o in scores]
     codes = sorted(o["type"]["coding"][0]["code"] for o in scores)
     assert codes == ["baseline-outcome", "baseline-outcome", "latest-outcome"]  # GAD-7 has only a baseline
-    assert baseline["id"] != first["id"]
+    assert baseline["id"] != before["id"]
     for reference in references:
         assert (await client.get(f"/fhir/{reference}")).json()["valueInteger"] >= 0
 
