@@ -18,6 +18,7 @@ from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
 from service.domain.instruments import load_registry
+from service.domain.matching.config import load_config as load_matching
 from service.exchange.worker import Worker
 from service.metrics import Metrics
 from service.settings import Settings, get_settings
@@ -60,6 +61,7 @@ def create_app(
     app.state.database = database
     app.state.program_cache = {}
     app.state.instruments = load_registry(settings.instruments_dir)  # a wrong instrument file fails here
+    app.state.matching = load_matching(settings.matching_dir)  # a wrong matching file fails here
     app.state.metrics = Metrics()
     app.state.security = security.build(settings, database, outbound)
     app.state.outbound = outbound

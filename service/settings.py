@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of the program's own outcome instruments and schedules (TOML, checked at start).",
     )
+    matching_dir: Path | None = Field(
+        default=None,
+        description="Folder of the program's matching weights (weights.toml, weights-<program code>.toml) and "
+        "reason-code table (areas.toml), checked at start.",
+    )
     auth_required: bool = Field(
         default=True,
         description="Every /fhir and /peer request needs a bearer token. false only for local benchmarks.",

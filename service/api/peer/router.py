@@ -12,6 +12,7 @@ from service.records.types import ALL
 from .actions import router as actions_router
 from .assessments import router as assessments_router
 from .disclosures import router as disclosures_router
+from .matching import router as matching_router
 from .records import record_router
 from .reports import router as reports_router
 
@@ -22,6 +23,7 @@ def peer_router() -> APIRouter:
     router.include_router(disclosures_router)
     router.include_router(assessments_router)  # /assessments/due before /assessments/{id}
     router.include_router(reports_router)
+    router.include_router(matching_router)  # before /{path}/{id}, like the actions
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
