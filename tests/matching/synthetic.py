@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from service.domain.match_fields import LivedExperience, MeetingMode, Weekday
 from service.domain.matching.score import Candidate, Seeker
@@ -79,7 +80,7 @@ def seeker(rng: random.Random, index: int, specialists: int) -> Seeker:
             }
         )
     derived = frozenset(rng.sample(_AREAS[:3], 1)) if rng.random() < 0.6 else frozenset()
-    former = frozenset({f"s{rng.randrange(specialists):04d}"}) if rng.random() < 0.1 else frozenset()
+    former = frozenset({f"s{rng.randrange(specialists):04d}"}) if specialists and rng.random() < 0.1 else frozenset()
     return Seeker(
         referral_id=f"r{index:05d}",
         participant_id=f"pt{index:05d}",
@@ -97,3 +98,40 @@ def program(referrals: int, specialists: int, seed: int) -> tuple[list[Seeker], 
     candidates = [specialist(rng, i) for i in range(specialists)]
     seekers = [seeker(rng, i, specialists) for i in range(referrals)]
     return seekers, candidates
+
+
+def peer(specialist_id: str, open_assignments: int = 0, **overrides: Any) -> Candidate:
+    """A current OR-certified specialist speaking English, with ``overrides`` applied."""
+    body: dict[str, Any] = {
+        "id": specialist_id,
+        "version": 1,
+        "created_at": _AT,
+        "updated_at": _AT,
+        "program_id": "p1",
+        "name": {"family": specialist_id.title(), "given": ["Sam"]},
+        "certification": {
+            "state": "OR",
+            "number": "PSS-1",
+            "issued_on": TODAY - timedelta(days=100),
+            "expires_on": TODAY + timedelta(days=100),
+        },
+        "languages": ["en"],
+        "weekly_capacity": 10,
+        **overrides,
+    }
+    return Candidate(PeerSpecialist.model_validate(body), open_assignments)
+
+
+def person(
+    referral_id: str = "r1", language: str = "en", preferences: dict[str, Any] | None = None, **kw: Any
+) -> Seeker:
+    prefs = MatchPreferences.model_validate({"consented_on": TODAY, **preferences}) if preferences is not None else None
+    return Seeker(
+        referral_id=referral_id,
+        participant_id=f"pt-{referral_id}",
+        language=language,
+        state=kw.pop("state", "OR"),
+        preferences=prefs,
+        queue_key=(3, "2026-01-01T00:00:00+00:00", referral_id),
+        **kw,
+    )
