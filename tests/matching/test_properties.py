@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ sizes = st.tuples(st.integers(min_value=0, max_value=40), st.integers(min_value=
 @settings(max_examples=40, deadline=None)
 @given(seed=seeds, size=sizes)
 def test_a_plan_breaks_no_hard_constraint_and_no_capacity(seed, size):
-    seekers, candidates = program(*size, seed=seed)
+    seekers, candidates = program(size[0], size[1], seed=seed)
     by_referral = {s.referral_id: s for s in seekers}
     by_specialist = {c.specialist.id: c for c in candidates}
     problem = plan.problem(seekers, candidates, WEIGHTS, TODAY)
@@ -43,7 +44,7 @@ def test_a_plan_breaks_no_hard_constraint_and_no_capacity(seed, size):
 @settings(max_examples=40, deadline=None)
 @given(seed=seeds, size=sizes)
 def test_the_batch_plan_assigns_as_many_and_scores_at_least_as_much_as_greedy(seed, size):
-    problem = plan.problem(*program(*size, seed=seed), WEIGHTS, TODAY)
+    problem = plan.problem(*program(size[0], size[1], seed=seed), WEIGHTS, TODAY)
     batch, greedy = plan.batch(problem), plan.greedy(problem)
     assert len(batch.assignments) >= len(greedy.assignments)
     if len(batch.assignments) == len(greedy.assignments):
@@ -53,7 +54,7 @@ def test_the_batch_plan_assigns_as_many_and_scores_at_least_as_much_as_greedy(se
 @settings(max_examples=40, deadline=None)
 @given(seed=seeds, size=sizes, shuffle=st.randoms(use_true_random=False))
 def test_the_same_input_gives_the_same_plan_in_any_order(seed, size, shuffle: random.Random):
-    seekers, candidates = program(*size, seed=seed)
+    seekers, candidates = program(size[0], size[1], seed=seed)
     first = plan.batch(plan.problem(seekers, candidates, WEIGHTS, TODAY))
     shuffle.shuffle(seekers)
     shuffle.shuffle(candidates)
@@ -64,7 +65,7 @@ def test_the_same_input_gives_the_same_plan_in_any_order(seed, size, shuffle: ra
 @settings(max_examples=40, deadline=None)
 @given(seed=seeds, size=sizes)
 def test_a_ranking_lists_only_specialists_who_meet_every_constraint(seed, size):
-    seekers, candidates = program(*size, seed=seed)
+    seekers, candidates = program(size[0], size[1], seed=seed)
     for seeker in seekers[:5]:
         ranking = rank(seeker, candidates, WEIGHTS, TODAY)
         p = seeker_features(seeker)
@@ -76,6 +77,7 @@ def test_a_ranking_lists_only_specialists_who_meet_every_constraint(seed, size):
 
 def _raise(candidate: Candidate, change: str, seeker_language: str, wanted: list[LivedExperience]) -> Candidate:
     s = candidate.specialist
+    update: dict[str, Any]
     if change == "area" and wanted:
         missing = [a for a in wanted if a not in s.lived_experience]
         update = {"lived_experience": [*s.lived_experience, missing[0]]} if missing else {}
