@@ -100,15 +100,15 @@ def batch(problem: Problem) -> Plan:
 
 def greedy(problem: Problem) -> Plan:
     """Each referral in queue order takes its best feasible specialist with a slot left (ties: by id)."""
-    free = list(problem.free)
+    free = np.array(problem.free, dtype=np.int64)
+    usable = np.where(np.isnan(problem.scores), -np.inf, problem.scores)
     pairs: list[tuple[int, int]] = []
     for i in range(len(problem.seekers)):
-        row = problem.scores[i]
-        best = -1
-        for j, score in enumerate(row):
-            if free[j] > 0 and not np.isnan(score) and (best < 0 or score > row[best]):
-                best = j
-        if best >= 0:
+        row = np.where(free > 0, usable[i], -np.inf)
+        if row.size == 0:
+            continue
+        best = int(np.argmax(row))  # the first of equal scores: the lowest specialist id
+        if row[best] > -np.inf:
             free[best] -= 1
             pairs.append((i, best))
     return _plan(problem, "greedy", pairs)
