@@ -202,3 +202,28 @@ async def test_matching_needs_the_scopes_of_its_rule(anonymous, database, progra
         "/peer/v1/referrals/x/assign", json={"specialist_id": "a", "reason": "r", "by": "b"}, headers=headers
     )
     assert assign.status_code == 403
+
+
+async def test_preferences_are_optional_and_checked(client):
+    ids = await _program(client)
+    participant = (await client.get(f"/peer/v1/participants/{ids['participant']}")).json()
+    assert participant["match_preferences"]["modalities"] == ["video"]
+    bad = await client.patch(
+        f"/peer/v1/participants/{ids['participant']}",
+        json={"match_preferences": {"consented_on": str(TODAY), "specialist_age_min": 50, "specialist_age_max": 30}},
+    )
+    assert bad.status_code == 422
+    no_consent = await client.patch(
+        f"/peer/v1/participants/{ids['participant']}", json={"match_preferences": {"modalities": ["phone"]}}
+    )
+    assert no_consent.status_code == 422
+    # withdrawing them: matching falls back to the referral and the record alone
+    cleared = await client.patch(f"/peer/v1/participants/{ids['participant']}", json={"match_preferences": None})
+    assert cleared.status_code == 200, cleared.text
+    ranked = (await client.get(f"/peer/v1/referrals/{ids['referral']}/matches")).json()
+    top = ranked["matches"][0]
+    assert top["specialist_id"] == ids["ana"]
+    assert "gender" not in top["summary"]
+    window = {"day": "mon", "start": "12:00", "end": "09:00"}
+    refused = await client.post("/peer/v1/specialists", json=specialist_body(availability=[window]))
+    assert refused.status_code == 422
