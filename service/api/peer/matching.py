@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mappings.ids import fhir_id
@@ -117,7 +117,6 @@ async def referral_matches(
     program: ProgramDep,
     access: AccessDep,
     database: DatabaseDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="How many matches to list.")] = 20,
 ) -> Matches:
     _needs_specialists(access)
     config = _config(request)
@@ -136,7 +135,7 @@ async def referral_matches(
         participant_id=referral.participant_id,
         weights=config.weights_for(program.code),
         wanted_areas=ranking.wanted_areas,
-        matches=ranking.matches[:limit],
+        matches=ranking.matches,
         excluded=ranking.excluded,
     )
 
