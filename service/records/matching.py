@@ -9,7 +9,7 @@ Assigning is the referral's accept step, with the match and the reason recorded 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -91,7 +91,11 @@ async def seeker(
         preferences=participant.match_preferences,
         derived_areas=frozenset(areas),
         former_specialists=await _former(conn, program_id, participant.id, referral.id),
-        queue_key=(_PRIORITY.get(referral.priority.value, 9), referral.requested_at.isoformat(), referral.id),
+        queue_key=(
+            _PRIORITY.get(referral.priority.value, 9),
+            referral.requested_at.astimezone(UTC).isoformat(),
+            referral.id,
+        ),
     )
 
 

@@ -117,6 +117,7 @@ async def test_assigning_the_top_match_accepts_and_records_the_reason(client, da
     assignment = record["detail"]["assignment"]
     assert assignment["specialist_id"] == ids["ana"] and assignment["override"] is False
     assert assignment["rank"] == 1 and assignment["top_specialist_id"] == ids["ana"]
+    assert assignment["factors"]["lived_experience"] == "1.0" and assignment["factors"]["continuity"] == "0.0"
 
     # her caseload now counts the assignment
     ranked = (await client.get(f"/peer/v1/referrals/{ids['referral']}/matches")).json()

@@ -188,6 +188,8 @@ async def assign_referral(
                 "top_specialist_id": done.top.specialist_id,
                 "override": done.override,
                 "by": body.by,
+                # the factor values at the time of assignment, for the evidence of whether matching helps
+                "factors": {f.factor: str(f.value) for f in done.chosen.factors},
             },
             "reason": body.reason,
         }
