@@ -22,6 +22,7 @@ from service.api.peer.router import peer_router
 from service.auth import runtime as security
 from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
+from service.domain.matching.config import load_config as load_matching
 from service.exchange.worker import Worker
 from service.fhir.projection import refresh_all_questionnaires
 from service.metrics import Metrics
@@ -79,6 +80,7 @@ def create_app(
     app.state.program_cache = {}
     app.state.instruments = load_registry(settings.instruments_dir)  # a wrong instrument file fails here
     app.state.payers = load_payers(settings.payers_dir)  # a wrong payer rules file fails here
+    app.state.matching = load_matching(settings.matching_dir)  # a wrong matching file fails here
     app.state.metrics = Metrics()
     app.state.security = security.build(settings, database, outbound)
     app.state.outbound = outbound

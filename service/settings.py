@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of the program's own payer rule files (TOML, checked at start; may replace a shipped one).",
     )
+    matching_dir: Path | None = Field(
+        default=None,
+        description="Folder of the program's matching weights (weights.toml, weights-<program code>.toml) and "
+        "reason-code table (areas.toml), checked at start.",
+    )
     auth_required: bool = Field(
         default=True,
         description="Every /fhir and /peer request needs a bearer token. false only for local benchmarks.",

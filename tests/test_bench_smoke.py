@@ -38,3 +38,14 @@ def test_assessments_are_benchmarked_as_their_fhir_set(capsys):
     sets = bench_mappings.build(1)[bench_mappings.ASSESSMENT_SETS]
     produced = sets[0](MappingContext(bench_mappings.PROGRAM))
     assert [r["resourceType"] for r in produced] == ["QuestionnaireResponse"] + ["Observation"] * 12
+
+
+def test_matching_benchmark_runs_small(capsys):
+    from tests.bench import bench_matching
+
+    ratio = bench_matching.main(1, referrals=30, specialists=8)
+    printed = capsys.readouterr().out
+    assert ratio > 0
+    assert "matching: 30 referrals x 8 specialists" in printed
+    assert re.search(r"batch plan [\d.]+ s \(scoring [\d.]+ s, solver [\d.]+ s\); greedy floor [\d.]+ s", printed)
+    assert "target: batch plan under 2 s" in printed

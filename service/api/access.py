@@ -163,6 +163,9 @@ _PEER_RULES |= {
     "list_due_assessments": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
     "participant_outcomes": Rule(Interaction.READ, "QuestionnaireResponse", peer=True),
     "program_outcome_report": Rule(Interaction.SEARCH, "QuestionnaireResponse", peer=True),
+    "referral_matches": Rule(Interaction.READ, "ServiceRequest", peer=True),
+    "assign_referral": Rule(Interaction.UPDATE, "ServiceRequest", peer=True),
+    "matching_plan": Rule(Interaction.SEARCH, "ServiceRequest", peer=True),
 }
 _PEER_RULES |= {  # billing: coverages, the payer rule sets, claim readiness
     "create_coverage": Rule(Interaction.CREATE, "Coverage", peer=True),

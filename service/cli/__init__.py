@@ -10,6 +10,7 @@ from service.cli.auth import clients_app, keys_app, token
 from service.cli.claims import claims_app
 from service.cli.exchange import ehr_app
 from service.cli.gateway import migrate, seed, serve
+from service.cli.match import match_app
 from service.cli.outbox import deadletters_app, worker
 from service.cli.preview import map_record, openapi
 from service.cli.report import report_app
@@ -30,6 +31,7 @@ app.command("up")(up)
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
 app.add_typer(claims_app, name="claims")
+app.add_typer(match_app, name="match")
 app.command("migrate")(migrate)
 app.command("seed")(seed)
 app.command("serve")(serve)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import StrEnum
 from typing import Self
 
 from pydantic import Field, model_validator
 
 from .common import DomainModel, HumanName, LanguageTag, Npi, RecordMeta, ShortText, UsState
-
-
-class LivedExperience(StrEnum):
-    MENTAL_HEALTH = "mental-health"
-    SUBSTANCE_USE = "substance-use"
-    CO_OCCURRING = "co-occurring"
-    VETERAN = "veteran"
-    YOUTH = "youth"
-    JUSTICE_INVOLVEMENT = "justice-involvement"
-    FAMILY = "family"
+from .match_fields import Availability, AvailabilityList, MeetingMode
+from .match_fields import LivedExperience as LivedExperience
+from .participant import Gender
 
 
 class Certification(DomainModel):
@@ -48,6 +40,13 @@ class PeerSpecialistFields(DomainModel):
     weekly_capacity: int = Field(default=20, ge=0, le=100, description="Sessions the specialist can take a week.")
     active: bool = True
     npi: Npi | None = None
+    gender: Gender | None = None
+    birth_year: int | None = Field(default=None, ge=1900, le=2100, description="For an age-range preference.")
+    modalities: list[MeetingMode] = Field(
+        default_factory=list, max_length=3, description="Ways the specialist meets people; empty: not recorded (any)."
+    )
+    availability: AvailabilityList = Availability
+    county: ShortText | None = Field(default=None, description="Where the specialist meets people in person.")
 
     @model_validator(mode="after")
     def _unique_lists(self) -> Self:
@@ -55,6 +54,8 @@ class PeerSpecialistFields(DomainModel):
             raise ValueError("lived_experience lists an area twice")
         if len({tag.lower() for tag in self.languages}) != len(self.languages):
             raise ValueError("languages lists a language twice")
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError("modalities lists a way of meeting twice")
         return self
 
 

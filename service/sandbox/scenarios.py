@@ -1,8 +1,9 @@
 """`peerlink sandbox scenario ...`: scripted loops against a running gateway and sandbox EHR (what
 `make run` starts), printing each step with the FHIR ids; exit status 1 when a step fails.
 
-- ``referral-loop``: the clinic sends a referral at the EHR -> PeerLink polls and receives it -> a
-  peer is assigned and accepts -> two sessions with signed notes are recorded through the peer API
+- ``referral-loop``: the clinic sends a referral at the EHR -> PeerLink polls and receives it -> the
+  top match (``GET .../matches``) is assigned with its reason (``POST .../assign``), which accepts
+  it -> two sessions with signed notes are recorded through the peer API
   -> they reach the EHR as Encounter + DocumentReference -> the clinic's Task shows completed with
   the sessions as output.
 - ``care-team-sync``: a care-team member added here shows in the participant's CareTeam at the EHR.
@@ -206,13 +207,22 @@ async def clinic_referral(loop: Loop) -> tuple[dict[str, Any], dict[str, Any], d
     participant_id = referral["participant_id"]
     loop.done(f"referral {referral['id']} (status {referral['status']}) for participant {participant_id}")
 
-    loop.step("a peer specialist is assigned and accepts it")
-    specialist = await loop.specialist()
-    for action, extra in (("receive", {}), ("accept", {"specialist_id": specialist["id"]})):
-        await loop.call(
-            loop.gateway, "POST", f"/peer/v1/referrals/{referral['id']}/{action}", json={"by": "intake", **extra}
-        )
-    loop.done(f"accepted; peer specialist {specialist['id']}")
+    loop.step("the top match is assigned through the API with its reason, and accepts it")
+    path = f"/peer/v1/referrals/{referral['id']}"
+    await loop.call(loop.gateway, "POST", f"{path}/receive", json={"by": "intake"})
+    ranked = await loop.call(loop.gateway, "GET", f"{path}/matches")
+    if not ranked["matches"]:
+        raise StepFailed("no peer specialist meets the referral's hard constraints")
+    top = ranked["matches"][0]
+    reason = f"top match: {top['summary']}"
+    await loop.call(
+        loop.gateway,
+        "POST",
+        f"{path}/assign",
+        json={"specialist_id": top["specialist_id"], "reason": reason, "by": "intake"},
+    )
+    specialist = {"id": top["specialist_id"]}
+    loop.done(f"accepted; peer specialist {specialist['id']} (rank 1 of {len(ranked['matches'])}, {reason})")
     return sent, referral, specialist
 
 

@@ -172,6 +172,7 @@ ACTION_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "start_referral": lambda ids: {"by": BY},
     "complete_referral": lambda ids: {"by": BY, "outcome_summary": "Connected with housing services"},
     "cancel_referral": lambda ids: {"by": BY, "reason": "The clinic withdrew the referral"},
+    "assign_referral": lambda ids: {"by": BY, "specialist_id": ids["specialist"], "reason": "Top match"},
     "amend_note": lambda ids: {"author_id": ids["specialist"], "text": "Correction: the call is on Tuesday."},
     "amend_assessment": lambda ids: {
         k: v
@@ -183,6 +184,7 @@ ACTION_BODIES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
 # The actions that bring a fresh record into the state an action starts from.
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     "accept_referral": ("receive_referral",),
+    "assign_referral": ("receive_referral",),
     "reject_referral": ("receive_referral",),
     "start_referral": ("receive_referral", "accept_referral"),
     "complete_referral": ("receive_referral", "accept_referral", "start_referral"),
@@ -325,6 +327,8 @@ def id_for(op: Op, ids: dict[str, str]) -> str | None:
 
 async def prepare(client: httpx.AsyncClient, ids: dict[str, str], op: Op) -> str:
     """A fresh record of ``op``'s kind in the state ``op`` starts from; returns its id."""
+    if not op.on_record:
+        return ""  # a route on no record (POST /matching/plan): nothing to prepare
     record = await f.create(client, op.kind, create_body(op.kind, ids))
     for step in PREREQUISITES.get(op.op_id, ()):
         prior = OPS_BY_ID[step]

@@ -3,6 +3,8 @@ worker and the sandbox EHR (`peerlink up`), and the scenario commands a newcomer
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,6 +79,17 @@ def test_referral_loop_completes_every_step(running):
     assert out.count("      ok: Encounter/") == 2
     assert "status completed, output Encounter/" in out
     assert out.rstrip().endswith("scenario passed")
+    # the top match was assigned through the API: the assignment and its reason are in the audit log
+    assert "the top match is assigned through the API" in out and "(rank 1 of " in out
+    workdir = running[1]
+    with sqlite3.connect(workdir / "peerlink.db") as db:
+        details = [json.loads(row[0]) for row in db.execute("SELECT detail FROM audit_log ORDER BY seq")]
+    assigned = [d for d in details if "assignment" in d]
+    assert assigned, "no assignment in the audit log"
+    record = assigned[-1]
+    assert record["assignment"]["rank"] == 1 and record["assignment"]["override"] is False
+    assert record["reason"].startswith("top match: ")
+    assert record["assignment"]["specialist_id"] in out
 
 
 def test_care_team_sync(running):

@@ -14,6 +14,7 @@ from .assessments import router as assessments_router
 from .billing import router as billing_router
 from .coverages import router as coverages_router
 from .disclosures import router as disclosures_router
+from .matching import router as matching_router
 from .records import record_router
 from .reports import router as reports_router
 
@@ -26,6 +27,7 @@ def peer_router() -> APIRouter:
     router.include_router(reports_router)
     router.include_router(coverages_router)
     router.include_router(billing_router)
+    router.include_router(matching_router)  # before /{path}/{id}, like the actions
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
