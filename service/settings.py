@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     audit_archive_after_days: int = Field(
         default=365, ge=0, description="`peerlink audit archive` moves audit records older than this to the archive."
     )
+    export_dir: Path = Field(
+        default=Path("var/exports"),
+        description="Folder of the bulk export ($export) NDJSON files, a sub-folder per job.",
+    )
+    export_retention_seconds: float = Field(
+        default=86_400.0, gt=0, description="A bulk export's files and job are deleted this long after it finished."
+    )
+    export_in_process: bool = Field(
+        default=True,
+        description="`peerlink serve` also runs bulk export jobs (`peerlink worker` always does); jobs are leased.",
+    )
+    export_lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a running export is its worker's before another may restart it."
+    )
+    export_chunk_rows: int = Field(default=2000, ge=10, le=50_000, description="Rows an export reads per query.")
     otel_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",

@@ -22,6 +22,7 @@ def worker(
 ) -> None:
     """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
     cleanly (what it holds goes back to the queue)."""
+    from service.bulk.runner import ExportRunner
     from service.exchange.worker import Worker
     from service.heap import freeze_heap
     from service.logs import configure_logging
@@ -43,7 +44,7 @@ def worker(
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            await job.run(stop)
+            await asyncio.gather(job.run(stop), ExportRunner(database, settings).run(stop))
         finally:
             await database.dispose()
 
