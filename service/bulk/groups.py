@@ -77,7 +77,7 @@ async def members(conn: AsyncConnection, program_id: str, organization: str) -> 
 
 def resource(found: Partner, patient_ids: list[str]) -> dict[str, Any]:
     system, _, value = found.organization.partition("|")
-    return {
+    group: dict[str, Any] = {
         "resourceType": "Group",
         "id": found.group_id,
         "identifier": [{"system": system, "value": value}],
@@ -86,8 +86,10 @@ def resource(found: Partner, patient_ids: list[str]) -> dict[str, Any]:
         "actual": True,
         "name": f"Participants shared with {', '.join(found.names)}"[:200],
         "quantity": len(patient_ids),
-        "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in patient_ids],
     }
+    if patient_ids:  # FHIR JSON has no empty arrays
+        group["member"] = [{"entity": {"reference": f"Patient/{pid}"}} for pid in patient_ids]
+    return group
 
 
 def matches(found: Partner, ids: list[str] | None, identifiers: list[str] | None) -> bool:

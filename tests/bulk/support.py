@@ -19,14 +19,18 @@ async def kick_off(http: httpx.AsyncClient, headers: dict[str, str], path: str =
     return answer.headers["content-location"]
 
 
-async def finished(http: httpx.AsyncClient, headers: dict[str, str], status: str, runner: ExportRunner) -> dict[str, Any]:
+async def finished(
+    http: httpx.AsyncClient, headers: dict[str, str], status: str, runner: ExportRunner
+) -> dict[str, Any]:
     await runner.drain()
     answer = await http.get(status, headers=headers)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
 
-async def files(http: httpx.AsyncClient, headers: dict[str, str], manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+async def files(
+    http: httpx.AsyncClient, headers: dict[str, str], manifest: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
     """Resource type -> the resources of its files (each line parsed on its own)."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in manifest["output"]:
