@@ -3,13 +3,15 @@ parameter; what the token's scopes do not allow is a 403."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.bulk.conftest import as_client
 from tests.bulk.support import ASYNC
 
 
-def outcome(answer, status: int) -> dict:
+def outcome(answer: Any, status: int) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/fhir+json")
     body = answer.json()

@@ -3,6 +3,8 @@ parameter, what lenient handling skips and notes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from service.bulk import params
@@ -127,7 +129,12 @@ def test_a_parameters_body_flattens_to_pairs():
         ("_since", "2026-01-01T00:00:00Z"),
         ("_outputFormat", "ndjson"),
     ]
-    for bad in ({"resourceType": "Bundle"}, {"resourceType": "Parameters", "parameter": [{"valueString": "x"}]}, []):
+    wrong: list[Any] = [
+        {"resourceType": "Bundle"},
+        {"resourceType": "Parameters", "parameter": [{"valueString": "x"}]},
+        [],
+    ]
+    for bad in wrong:
         with pytest.raises(BadRequest):
             params.from_parameters(bad)
     with pytest.raises(BadRequest):
