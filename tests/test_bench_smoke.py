@@ -38,3 +38,15 @@ def test_assessments_are_benchmarked_as_their_fhir_set(capsys):
     sets = bench_mappings.build(1)[bench_mappings.ASSESSMENT_SETS]
     produced = sets[0](MappingContext(bench_mappings.PROGRAM))
     assert [r["resourceType"] for r in produced] == ["QuestionnaireResponse"] + ["Observation"] * 12
+
+
+def test_export_benchmark_runs(capsys):
+    from tests.bench import bench_export
+
+    ratio = bench_export.main(400)
+    printed = capsys.readouterr().out
+    assert ratio > 0
+    line = re.search(r"bulk export of (\d+) resources .*export +(\d+) resources/s", printed, re.S)
+    assert line is not None, printed
+    assert int(line.group(1)) > 400  # the generated ones and the demo's own
+    assert "peak memory" in printed

@@ -6,8 +6,9 @@ the client's data boundary (``service.auth.boundary.visible``, the condition eve
 carries), matching the ``_typeFilter`` queries (compiled by the search engine's own compiler), changed
 after ``_since`` and not after the job's transactionTime; for a Patient-level export only resources in
 a Patient compartment, for a Group-level one only those of the Group's members. Rows are read in
-keyset chunks (pk order), so memory stays flat however large the export. The lease is renewed after
-each chunk; a job cancelled (or taken over) meanwhile stops there.
+keyset chunks in the order of the (program, type, id) key (no sort), so memory stays flat however
+large the export. Every half second the lease is renewed and the progress recorded; a job cancelled
+(or taken over) meanwhile stops there.
 
 A finished export is audited in the transaction that marks it done: one record of the export, and for
 a partner organisation's client one disclosure record per participant whose data it received (what
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,8 @@ from .storage import LocalStorage
 log = logging.getLogger("peerlink.bulk")
 R = fhir_resources.c
 ERRORS_FILE = "OperationOutcome.ndjson"
+RENEW_SECONDS = 0.5
+"""How often a running export renews its lease, records its progress and sees a cancellation."""
 
 
 @dataclass(frozen=True)
@@ -92,19 +96,20 @@ async def run(
     written = 0
     disclosed: dict[str, list[str]] = defaultdict(list)
     partner = job.organization is not None
+    renewed = -float("inf")
     try:
         for resource_type in job.request.types:
             count = 0
             where = conditions(job, resource_type)
-            last = 0
+            last = ""
             with storage.open(job.id, f"{resource_type}.ndjson") as out:
                 while True:
                     async with database.read() as conn:
                         rows = (
                             await conn.execute(
-                                select(R.pk, R.resource_id, R.patient_id, R.body)
-                                .where(*where, R.pk > last)
-                                .order_by(R.pk)
+                                select(R.resource_id, R.patient_id, R.body)
+                                .where(*where, R.resource_id > last)
+                                .order_by(R.resource_id)  # the (program, type, id) key: no sort
                                 .limit(settings.chunk)
                             )
                         ).all()
@@ -115,10 +120,12 @@ async def run(
                         for row in rows:
                             if row.patient_id is not None:
                                 disclosed[row.patient_id].append(f"{resource_type}/{row.resource_id}")
-                    last = rows[-1].pk
+                    last = rows[-1].resource_id
                     count += len(rows)
                     written += len(rows)
-                    await _renew(database, job, worker, settings, written, stop)
+                    if time.monotonic() >= renewed + RENEW_SECONDS or (stop is not None and stop.is_set()):
+                        await _renew(database, job, worker, settings, written, stop)
+                        renewed = time.monotonic()
             storage.finish(job.id, f"{resource_type}.ndjson")
             if count:
                 output.append({"type": resource_type, "file": f"{resource_type}.ndjson", "count": count})
