@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,13 +143,13 @@ async def _export(url: str, folder: Path, types: list[str] | None = None) -> int
         await database.dispose()
 
 
-def _timed(coroutine_factory: Callable[..., Awaitable[int]], *args: Any) -> tuple[int, float]:
+def _timed(coroutine_factory: Callable[..., Coroutine[Any, Any, int]], *args: Any) -> tuple[int, float]:
     started = time.perf_counter()
     count = asyncio.run(coroutine_factory(*args))
     return count, time.perf_counter() - started
 
 
-def _peak(coroutine_factory: Callable[..., Awaitable[int]], *args: Any) -> int:
+def _peak(coroutine_factory: Callable[..., Coroutine[Any, Any, int]], *args: Any) -> int:
     tracemalloc.start()
     try:
         asyncio.run(coroutine_factory(*args))
