@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     export_lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a running export is its worker's before another may restart it."
     )
+    export_s3_bucket: str | None = Field(
+        default=None,
+        description="Keep export files in this S3-compatible bucket (every replica reads it) instead of the folder.",
+    )
+    export_s3_prefix: str = Field(default="exports", description="Key prefix of the export files in the bucket.")
+    export_s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, Ceph ...); AWS S3 when unset."
+    )
+    export_s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
     export_chunk_rows: int = Field(default=2000, ge=10, le=50_000, description="Rows an export reads per query.")
     otel_endpoint: str | None = Field(
         default=None,

@@ -37,7 +37,7 @@ from service.store.tables import fhir_resources
 from . import jobs
 from .groups import members_query
 from .params import ExportRequest, queries
-from .storage import LocalStorage
+from .storage import Storage
 
 log = logging.getLogger("peerlink.bulk")
 R = fhir_resources.c
@@ -84,14 +84,14 @@ class Stopped(Exception):
 
 async def run(
     database: Database,
-    storage: LocalStorage,
+    storage: Storage,
     job: jobs.Job,
     worker: str,
     settings: Settings,
     stop: asyncio.Event | None = None,
 ) -> bool:
     """Run the job to its end; True when it is done (False: stopped, and its files removed)."""
-    storage.reset(job.id)
+    await asyncio.to_thread(storage.reset, job.id)
     output: list[dict[str, Any]] = []
     written = 0
     disclosed: dict[str, list[str]] = defaultdict(list)
@@ -126,17 +126,17 @@ async def run(
                     if time.monotonic() >= renewed + RENEW_SECONDS or (stop is not None and stop.is_set()):
                         await _renew(database, job, worker, settings, written, stop)
                         renewed = time.monotonic()
-            storage.finish(job.id, f"{resource_type}.ndjson")
+            await asyncio.to_thread(storage.finish, job.id, f"{resource_type}.ndjson")
             if count:
                 output.append({"type": resource_type, "file": f"{resource_type}.ndjson", "count": count})
         errors = []
         if job.request.notes:
             with storage.open(job.id, ERRORS_FILE) as out:
                 out.write(b"".join(orjson.dumps(outcome(note)) + b"\n" for note in job.request.notes))
-            storage.finish(job.id, ERRORS_FILE)
+            await asyncio.to_thread(storage.finish, job.id, ERRORS_FILE)
             errors.append({"type": "OperationOutcome", "file": ERRORS_FILE, "count": len(job.request.notes)})
     except Stopped:
-        storage.delete(job.id)
+        await asyncio.to_thread(storage.delete, job.id)
         return False
     manifest = {"output": output, "error": errors}
     now = datetime.now(UTC)
@@ -154,7 +154,7 @@ async def run(
         if done:
             await write_many(conn, audit_records(job, output, disclosed, now))
     if not done:
-        storage.delete(job.id)
+        await asyncio.to_thread(storage.delete, job.id)
     return done
 
 

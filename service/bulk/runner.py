@@ -19,14 +19,28 @@ from service.settings import Settings
 from service.store import Database
 
 from . import export, jobs
-from .storage import LocalStorage
+from .storage import LocalStorage, S3Storage, Storage
 
 log = logging.getLogger("peerlink.bulk")
 EXPIRY_CHECK_SECONDS = 60.0
 
 
-def storage_of(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.export_dir)
+_S3: dict[tuple[str, str, str | None], S3Storage] = {}
+
+
+def storage_of(settings: Settings) -> Storage:
+    """The configured backend: the S3 bucket when one is set (one client per bucket), else the folder."""
+    if settings.export_s3_bucket is None:
+        return LocalStorage(settings.export_dir)
+    key = (settings.export_s3_bucket, settings.export_s3_prefix, settings.export_s3_endpoint_url)
+    if key not in _S3:
+        _S3[key] = S3Storage(
+            settings.export_s3_bucket,
+            prefix=settings.export_s3_prefix,
+            endpoint_url=settings.export_s3_endpoint_url,
+            region=settings.export_s3_region,
+        )
+    return _S3[key]
 
 
 @dataclass
@@ -72,7 +86,7 @@ class ExportRunner:
             await export.run(self.database, self.storage, job, self.name, self.options, stop)
         except Exception as error:
             log.exception("export failed", extra={"export": job.id})
-            self.storage.delete(job.id)
+            await asyncio.to_thread(self.storage.delete, job.id)
             async with self.database.transaction() as conn:
                 await jobs.finish(
                     conn,
@@ -98,7 +112,7 @@ class ExportRunner:
         async with self.database.read() as conn:
             found = await jobs.expired(conn, datetime.now(UTC))
         for job_id in found:
-            self.storage.delete(job_id)
+            await asyncio.to_thread(self.storage.delete, job_id)
             async with self.database.transaction() as conn:
                 await jobs.remove(conn, job_id)
         return len(found)

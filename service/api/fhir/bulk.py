@@ -8,17 +8,20 @@ export itself runs in the worker (``service.bulk``) inside the client's data bou
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.bulk import groups, jobs, params
 from service.bulk.runner import storage_of
+from service.bulk.storage import LocalStorage
 from service.domain.errors import BadRequest, Forbidden, NotFound, PeerLinkError
 from service.fhir.projection import instant
 from service.fhir.search_params import SEARCH_PARAMS
@@ -229,7 +232,7 @@ async def export_cancel(
         else:
             await jobs.remove(conn, job.id)
     if job.state != jobs.RUNNING:
-        storage_of(request.app.state.settings).delete(job.id)
+        await asyncio.to_thread(storage_of(request.app.state.settings).delete, job.id)
     return Response(status_code=202)
 
 
@@ -241,7 +244,12 @@ async def export_file(
     job_id: JobId, name: FileName, program: ProgramDep, access: AccessDep, database: DatabaseDep, request: Request
 ) -> Response:
     job = await _job(database, job_id, program.id, access)
-    path = storage_of(request.app.state.settings).path(job.id, name) if job.state == jobs.DONE else None
-    if path is None:
+    storage = storage_of(request.app.state.settings)
+    if isinstance(storage, LocalStorage):  # a local file: sent by the server's file response
+        path = storage.path(job.id, name) if job.state == jobs.DONE else None
+        if path is None:
+            raise NotFound("no such file in that export")
+        return FileResponse(path, media_type=NDJSON)
+    if job.state != jobs.DONE or not await asyncio.to_thread(storage.exists, job.id, name):
         raise NotFound("no such file in that export")
-    return FileResponse(path, media_type=NDJSON)
+    return StreamingResponse(iterate_in_threadpool(storage.chunks(job.id, name)), media_type=NDJSON)
