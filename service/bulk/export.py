@@ -126,9 +126,11 @@ async def run(
                     if time.monotonic() >= renewed + RENEW_SECONDS or (stop is not None and stop.is_set()):
                         await _renew(database, job, worker, settings, written, stop)
                         renewed = time.monotonic()
+            if not count:  # a type with nothing to export has no file
+                await asyncio.to_thread(storage.discard, job.id, f"{resource_type}.ndjson")
+                continue
             await asyncio.to_thread(storage.finish, job.id, f"{resource_type}.ndjson")
-            if count:
-                output.append({"type": resource_type, "file": f"{resource_type}.ndjson", "count": count})
+            output.append({"type": resource_type, "file": f"{resource_type}.ndjson", "count": count})
         errors = []
         if job.request.notes:
             with storage.open(job.id, ERRORS_FILE) as out:

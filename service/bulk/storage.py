@@ -28,6 +28,7 @@ class Storage(Protocol):
     def reset(self, job_id: str) -> None: ...
     def open(self, job_id: str, name: str) -> BinaryIO: ...
     def finish(self, job_id: str, name: str) -> None: ...
+    def discard(self, job_id: str, name: str) -> None: ...
     def delete(self, job_id: str) -> None: ...
     def exists(self, job_id: str, name: str) -> bool: ...
     def chunks(self, job_id: str, name: str) -> Iterator[bytes]: ...
@@ -75,6 +76,9 @@ class LocalStorage:
         folder = self._folder(job_id)
         (folder / f"{name}.part").replace(folder / name)
 
+    def discard(self, job_id: str, name: str) -> None:
+        (self._folder(job_id) / f"{name}.part").unlink(missing_ok=True)
+
     def delete(self, job_id: str) -> None:
         shutil.rmtree(self._folder(job_id), ignore_errors=True)
 
@@ -112,6 +116,9 @@ class S3Storage:
             self.client.upload_file(str(local), self.bucket, self._key(job_id, name))  # multipart when large
         finally:
             local.unlink(missing_ok=True)
+
+    def discard(self, job_id: str, name: str) -> None:
+        self._local(job_id, name).unlink(missing_ok=True)
 
     def delete(self, job_id: str) -> None:
         for local in self.spool.glob(f"{job_id}-*.part"):

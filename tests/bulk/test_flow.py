@@ -57,7 +57,7 @@ async def test_the_lines_are_the_stored_bytes_as_a_read_serves_them(http, admin,
         assert (await http.get(f"/fhir/Patient/{resource_id}", headers=admin)).content == line
 
 
-async def test_type_since_and_type_filter(http, admin, runner):
+async def test_type_since_and_type_filter(http, admin, runner, settings):
     status = await kick_off(
         http, admin, _type="Encounter,Patient", _typeFilter="Encounter?status=finished", _since="2000-01-01T00:00:00Z"
     )
@@ -66,6 +66,7 @@ async def test_type_since_and_type_filter(http, admin, runner):
     assert {r["id"] for r in exported["Encounter"]} == await search_ids(http, admin, "Encounter", status="finished")
     later = await kick_off(http, admin, _type="Patient", _since="2999-01-01T00:00:00Z")
     assert (await finished(http, admin, later, runner))["output"] == []
+    assert list((settings.export_dir / later.rsplit("/", 1)[1]).iterdir()) == []  # no empty files
 
 
 async def test_patient_level_export_leaves_out_what_is_about_no_patient(http, admin, runner):
