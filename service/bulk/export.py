@@ -186,7 +186,7 @@ def audit_records(
     """The export's record, and a disclosure record per participant when a partner received it."""
 
     def record(detail: dict[str, Any]) -> AuditRecord:
-        base = {"export": job.id, "query": job.request_url, "interaction": "export"}
+        base = {"export": job.id, "query": job.request_url, "interaction": "operation"}
         return AuditRecord(
             "rest",
             "export",

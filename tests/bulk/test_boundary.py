@@ -118,3 +118,20 @@ async def test_a_revoked_consent_leaves_the_participant_out_and_the_accounting_k
     assert exports[0]["resources"] == sorted(
         f"{t}/{r['id']}" for t, v in before.items() for r in v if compartment_patient(r) == pid
     )
+
+
+async def test_the_export_audit_records_are_valid_audit_events(http, database, demo, admin, runner):
+    hospital = await _hospital(http, database, demo)
+    await finished(http, hospital, await kick_off(http, hospital, _type="Encounter"), runner)
+    found = (await http.get("/fhir/AuditEvent", params={"_count": 500}, headers=admin)).json()
+    exports = [
+        e["resource"]
+        for e in found["entry"]
+        if any(c["code"] == "rest.export" for c in e["resource"].get("subtype", []))
+    ]
+    assert len(exports) > 1  # the export's record and one per participant
+    for event in exports:
+        validate(event)
+        assert {"system": "http://hl7.org/fhir/restful-interaction", "code": "operation", "display": "operation"} in (
+            event["subtype"]
+        )
