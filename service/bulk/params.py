@@ -48,7 +48,7 @@ class ExportRequest:
     """Resource type -> its ``_typeFilter`` queries (``param=value&...``), OR-ed."""
     output_format: str = NDJSON
     group: str | None = None
-    """The Group's id (level ``group``)."""
+    """The partner organisation whose Group is exported (level ``group``)."""
     notes: list[str] = field(default_factory=list)
     """What was skipped under lenient handling (the manifest's error file)."""
 

@@ -115,28 +115,52 @@ async def _kickoff(
     return Response(status_code=202, headers={"Content-Location": f"{base_url(request)}/$export-status/{job_id}"})
 
 
-@router.get("/$export", summary="$export (system)", description=_KICKOFF, operation_id="fhir_export",
-            openapi_extra={"parameters": _PARAMS}, status_code=202)  # fmt: skip
+@router.get(
+    "/$export",
+    summary="$export (system)",
+    description=_KICKOFF,
+    operation_id="fhir_export",
+    openapi_extra={"parameters": _PARAMS},
+    status_code=202,
+)
 async def export_system(request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep) -> Response:
     return await _kickoff(request, "system", program.id, access, database)
 
 
-@router.post("/$export", summary="$export (system, POST)", description=_KICKOFF, operation_id="fhir_export_post",
-             openapi_extra=_PARAMETERS_BODY, status_code=202)  # fmt: skip
+@router.post(
+    "/$export",
+    summary="$export (system, POST)",
+    description=_KICKOFF,
+    operation_id="fhir_export_post",
+    openapi_extra=_PARAMETERS_BODY,
+    status_code=202,
+)
 async def export_system_post(
     request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
     return await _kickoff(request, "system", program.id, access, database)
 
 
-@router.get("/Patient/$export", summary="$export (Patient)", description=_KICKOFF, operation_id="fhir_patient_export",
-            openapi_extra={"parameters": _PARAMS}, status_code=202)  # fmt: skip
+@router.get(
+    "/Patient/$export",
+    summary="$export (Patient)",
+    description=_KICKOFF,
+    operation_id="fhir_patient_export",
+    openapi_extra={"parameters": _PARAMS},
+    status_code=202,
+)
 async def export_patients(request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep) -> Response:
     return await _kickoff(request, "patient", program.id, access, database)
 
 
-@router.post("/Patient/$export", summary="$export (Patient, POST)", description=_KICKOFF,
-             operation_id="fhir_patient_export_post", openapi_extra=_PARAMETERS_BODY, status_code=202)  # fmt: skip
+@router.post(
+    "/Patient/$export",
+    summary="$export (Patient, POST)",
+    description=_KICKOFF,
+    operation_id="fhir_patient_export_post",
+    openapi_extra=_PARAMETERS_BODY,
+    status_code=202,
+)
 async def export_patients_post(
     request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
@@ -151,16 +175,28 @@ async def _group(request: Request, group_id: str, program: Any, access: Access, 
     return await _kickoff(request, "group", program.id, access, database, group=found.organization)
 
 
-@router.get("/Group/{group_id}/$export", summary="$export (Group)", description=_KICKOFF,
-            operation_id="fhir_group_export", openapi_extra={"parameters": _PARAMS}, status_code=202)  # fmt: skip
+@router.get(
+    "/Group/{group_id}/$export",
+    summary="$export (Group)",
+    description=_KICKOFF,
+    operation_id="fhir_group_export",
+    openapi_extra={"parameters": _PARAMS},
+    status_code=202,
+)
 async def export_group(
     request: Request, group_id: GroupId, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
     return await _group(request, group_id, program, access, database)
 
 
-@router.post("/Group/{group_id}/$export", summary="$export (Group, POST)", description=_KICKOFF,
-             operation_id="fhir_group_export_post", openapi_extra=_PARAMETERS_BODY, status_code=202)  # fmt: skip
+@router.post(
+    "/Group/{group_id}/$export",
+    summary="$export (Group, POST)",
+    description=_KICKOFF,
+    operation_id="fhir_group_export_post",
+    openapi_extra=_PARAMETERS_BODY,
+    status_code=202,
+)
 async def export_group_post(
     request: Request, group_id: GroupId, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
@@ -195,9 +231,13 @@ def manifest(job: jobs.Job, base: str) -> dict[str, Any]:
     }
 
 
-@router.get("/$export-status/{job_id}", summary="$export status", operation_id="fhir_export_status",
-            description="202 with X-Progress and Retry-After while the export runs; 200 with the manifest once "
-            "done; 404 for an unknown, cancelled or expired export (or another client's).")  # fmt: skip
+@router.get(
+    "/$export-status/{job_id}",
+    summary="$export status",
+    operation_id="fhir_export_status",
+    description="202 with X-Progress and Retry-After while the export runs; 200 with the manifest once "
+    "done; 404 for an unknown, cancelled or expired export (or another client's).",
+)
 async def export_status(
     request: Request, job_id: JobId, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
@@ -220,8 +260,9 @@ def _http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
-@router.delete("/$export-status/{job_id}", summary="Cancel or delete an export", status_code=202,
-               operation_id="fhir_export_cancel")  # fmt: skip
+@router.delete(
+    "/$export-status/{job_id}", summary="Cancel or delete an export", status_code=202, operation_id="fhir_export_cancel"
+)
 async def export_cancel(
     request: Request, job_id: JobId, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
@@ -236,10 +277,15 @@ async def export_cancel(
     return Response(status_code=202)
 
 
-@router.get("/$export-file/{job_id}/{name}", summary="An export file (NDJSON)", operation_id="fhir_export_file",
-            response_class=Response, responses={200: {"content": {NDJSON: {}}}},
-            description="A file of a finished export's manifest, to the client that started it, as "
-            "application/fhir+ndjson: one resource per line, the stored bytes as reads serve them.")  # fmt: skip
+@router.get(
+    "/$export-file/{job_id}/{name}",
+    summary="An export file (NDJSON)",
+    operation_id="fhir_export_file",
+    response_class=Response,
+    responses={200: {"content": {NDJSON: {}}}},
+    description="A file of a finished export's manifest, to the client that started it, as "
+    "application/fhir+ndjson: one resource per line, the stored bytes as reads serve them.",
+)
 async def export_file(
     job_id: JobId, name: FileName, program: ProgramDep, access: AccessDep, database: DatabaseDep, request: Request
 ) -> Response:
