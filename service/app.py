@@ -20,6 +20,7 @@ from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
+from service.bulk.runner import ExportRunner
 from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
 from service.domain.matching.config import load_config as load_matching
@@ -67,10 +68,15 @@ def create_app(
         await _serve_instruments(database)
         if settings.worker_in_process:  # make run: one process delivers too (replicas run `peerlink worker`)
             worker = asyncio.create_task(Worker(database, settings, transport=outbound).run(stop))
+        exports = (
+            asyncio.create_task(ExportRunner(database, settings).run(stop)) if settings.export_in_process else None
+        )
         yield
         stop.set()
         if worker is not None:
             await worker
+        if exports is not None:
+            await exports
         if owns_database:
             await database.dispose()
 

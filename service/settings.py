@@ -92,6 +92,30 @@ class Settings(BaseSettings):
     audit_archive_after_days: int = Field(
         default=365, ge=0, description="`peerlink audit archive` moves audit records older than this to the archive."
     )
+    export_dir: Path = Field(
+        default=Path("var/exports"),
+        description="Folder of the bulk export ($export) NDJSON files, a sub-folder per job.",
+    )
+    export_retention_seconds: float = Field(
+        default=86_400.0, gt=0, description="A bulk export's files and job are deleted this long after it finished."
+    )
+    export_in_process: bool = Field(
+        default=True,
+        description="`peerlink serve` also runs bulk export jobs (`peerlink worker` always does); jobs are leased.",
+    )
+    export_lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a running export is its worker's before another may restart it."
+    )
+    export_s3_bucket: str | None = Field(
+        default=None,
+        description="Keep export files in this S3-compatible bucket (every replica reads it) instead of the folder.",
+    )
+    export_s3_prefix: str = Field(default="exports", description="Key prefix of the export files in the bucket.")
+    export_s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, Ceph ...); AWS S3 when unset."
+    )
+    export_s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
+    export_chunk_rows: int = Field(default=2000, ge=10, le=50_000, description="Rows an export reads per query.")
     otel_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",

@@ -49,3 +49,15 @@ def test_matching_benchmark_runs_small(capsys):
     assert "matching: 30 referrals x 8 specialists" in printed
     assert re.search(r"batch plan [\d.]+ s \(scoring [\d.]+ s, solver [\d.]+ s\); greedy floor [\d.]+ s", printed)
     assert "target: batch plan under 2 s" in printed
+
+
+def test_export_benchmark_runs(capsys):
+    from tests.bench import bench_export
+
+    ratio = bench_export.main(400)
+    printed = capsys.readouterr().out
+    assert ratio > 0
+    line = re.search(r"bulk export of (\d+) resources .*export +(\d+) resources/s", printed, re.S)
+    assert line is not None, printed
+    assert int(line.group(1)) > 400  # the generated ones and the demo's own
+    assert "peak memory" in printed

@@ -124,6 +124,23 @@ _FHIR_RULES = {
     "fhir_transaction": Rule(None),
     "fhir_transaction_base": Rule(None),
     "fhir_audit_search": Rule(None, "AuditEvent", admin=True),
+    # bulk export: any valid token; the export holds only the types its scopes let it read
+    **{
+        name: Rule(None)
+        for name in (
+            "fhir_export",
+            "fhir_export_post",
+            "fhir_patient_export",
+            "fhir_patient_export_post",
+            "fhir_group_export",
+            "fhir_group_export_post",
+            "fhir_export_status",
+            "fhir_export_cancel",
+            "fhir_export_file",
+        )
+    },
+    "fhir_group_read": Rule(Interaction.READ, "Group"),
+    "fhir_group_search": Rule(Interaction.SEARCH, "Group"),
 }
 FHIR_TYPE_OF_KIND = {
     "specialist": "Practitioner",

@@ -61,6 +61,7 @@ INTERACTIONS = {
     "peer-action": "update",
     "deliver": "sent to the recipient's EHR",
     "poll": "exchanged while polling the recipient's EHR",
+    "export": "bulk export",
 }
 
 

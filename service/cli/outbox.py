@@ -18,10 +18,13 @@ deadletters_app = typer.Typer(help="Changes an EHR would not take (dead letters)
 
 
 def worker(
-    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due and run queued exports, then exit.")
+    ] = False,
 ) -> None:
-    """Run the outbox worker: deliver queued changes to EHRs, poll for referrals. SIGTERM stops it
-    cleanly (what it holds goes back to the queue)."""
+    """Run the outbox worker: deliver queued changes to EHRs, poll for referrals, run bulk exports.
+    SIGTERM stops it cleanly (what it holds goes back to the queue)."""
+    from service.bulk.runner import ExportRunner
     from service.exchange.worker import Worker
     from service.heap import freeze_heap
     from service.logs import configure_logging
@@ -38,12 +41,13 @@ def worker(
             if once:
                 delivered = await job.drain()
                 typer.echo(f"{delivered} change(s) handled")
+                typer.echo(f"{await ExportRunner(database, settings).drain()} export(s) run")
                 return
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            await job.run(stop)
+            await asyncio.gather(job.run(stop), ExportRunner(database, settings).run(stop))
         finally:
             await database.dispose()
 

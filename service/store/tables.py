@@ -459,3 +459,33 @@ audit_anchors = Table(
     Column("file_sha256", String(64), nullable=False),
     Column("archived_at", UTCDateTime, nullable=False),
 )
+
+# --- Bulk export ($export) ----------------------------------------------------------------------------
+# One row per export job: what was asked (params), by whom (client, organisation: the data boundary the
+# job runs in), its state (queued, running, done, failed, cancelled), the worker that holds it until its
+# lease runs out (a job whose worker died is claimed again and restarted), and, once done, the manifest's
+# output and error files (manifest). Rows and files are deleted once expires_at has passed.
+bulk_exports = Table(
+    "bulk_exports",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False, unique=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("client_id", String(100), nullable=True),
+    Column("organization", String(300), nullable=True),
+    Column("request", String(2000), nullable=False),
+    Column("params", JsonDocument, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("transaction_time", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("manifest", JsonDocument, nullable=True),
+    Column("error", String(500), nullable=True),
+    Index(None, "state", "claimed_until"),
+    Index(None, "expires_at"),
+)

@@ -121,7 +121,8 @@ async def test_is_a_valid_capability_statement(statement):
 
 
 async def test_lists_exactly_the_served_resource_types(statement):
-    assert [r["type"] for r in statement["rest"][0]["resource"]] == list(SEARCH_PARAMS)
+    # and the partners' Groups of bulk export (service.api.fhir.bulk_capability)
+    assert [r["type"] for r in statement["rest"][0]["resource"]] == [*SEARCH_PARAMS, "Group"]
 
 
 async def test_interactions_are_those_of_the_routes(app, statement):
@@ -196,7 +197,7 @@ async def test_follows_routes_as_they_are_added(app):
     assert statement["patchFormat"] == ["application/json-patch+json"]
     assert {"code": "transaction"} in statement["rest"][0]["interaction"]
     assert [op["name"] for op in resources["Task"]["operation"]] == ["validate-stub"]
-    assert "operation" not in resources["Patient"]
+    assert [op["name"] for op in resources["Patient"]["operation"]] == ["export"]  # the bulk export route only
     for resource_type, params in SEARCH_PARAMS.items():
         resource = resources[resource_type]
         assert "search-type" in interactions(resource)

@@ -29,6 +29,7 @@ from mappings.profiles import load_overlay
 from service import __version__
 from service.fhir.search_params import SEARCH_PARAMS, ParamType, SearchParam
 
+from .bulk_capability import with_bulk_data
 from .responses import PrettyDep, base_url, fhir_response
 
 router = APIRouter(tags=["FHIR"])
@@ -366,7 +367,7 @@ def capability_statement(found: Served, *, base: str, date: datetime) -> dict[st
     }
     if any_patch:
         statement["patchFormat"] = PATCH_FORMATS
-    return statement
+    return with_bulk_data(statement)  # Bulk Data canonicals and the partners' Groups (bulk_capability)
 
 
 def cached_statement(app: FastAPI) -> dict[str, Any]:

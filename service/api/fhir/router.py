@@ -7,7 +7,7 @@ from functools import cache
 
 from fastapi import APIRouter
 
-from . import audit_events, metadata, read, search, write
+from . import audit_events, bulk, bulk_groups, metadata, read, search, write
 
 
 @cache  # built once per process: routes hold no app state, and building costs ~0.5 s
@@ -15,6 +15,8 @@ def fhir_router() -> APIRouter:
     router = APIRouter(prefix="/fhir")
     router.include_router(metadata.router)  # the CapabilityStatement is public (SMART discovery)
     router.include_router(audit_events.router)  # before the generic /{type} search
+    router.include_router(bulk.router)  # $export and the partners' Groups: before the generic /{type} routes
+    router.include_router(bulk_groups.router)
     for part in (read, search, write):  # every handler asks for the client (service.api.access)
         router.include_router(part.router)
     router.add_api_route(
