@@ -12,6 +12,7 @@ from service.records.types import ALL
 from .actions import router as actions_router
 from .assessments import router as assessments_router
 from .billing import router as billing_router
+from .claims import router as claims_router
 from .coverages import router as coverages_router
 from .disclosures import router as disclosures_router
 from .records import record_router
@@ -26,6 +27,7 @@ def peer_router() -> APIRouter:
     router.include_router(reports_router)
     router.include_router(coverages_router)
     router.include_router(billing_router)
+    router.include_router(claims_router)
     router.include_router(actions_router)  # before /{path}/{id} so /referrals/{id}/accept is not shadowed
     for rtype in ALL:
         router.include_router(record_router(rtype))
