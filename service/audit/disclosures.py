@@ -5,9 +5,9 @@ A disclosure is a successful (outcome 0) ``rest``, ``exchange`` or ``billing`` e
 program, by a client acting for an outside organisation (``organization`` set: the recipient; for exchange
 the EHR connection's organisation; for a claim file the payer), that touched the participant's Patient.
 Each entry gives the date, the recipient organisation and client (or EHR connection), what was
-disclosed (the interaction and the kinds of records, with the records' references when the event concerned this participant alone) and
-the purpose of use the recipient stated. The default period is the six years before the request.
-Records already archived are included when the archive folder is given.
+disclosed (the interaction and the kinds of records, with the records' references when the event
+concerned this participant alone) and the purpose of use the recipient stated. The default period is
+the six years before the request. Records already archived are included when the archive folder is given.
 """
 
 from __future__ import annotations
