@@ -74,7 +74,10 @@ def remit_835(document: str, *, deny_every: int = 3) -> tuple[str, dict[str, tup
         group, reason = ("CO", "50") if denied else ("CO", "45")
         body += [
             segment("LX", str(n)),
-            segment("CLP", claim["number"], "4" if denied else "1", amount(charge), amount(paid), "", "MC", f"ICN{n:08d}", "11", "1"),
+            segment(
+                "CLP", claim["number"], "4" if denied else "1", amount(charge), amount(paid), "", "MC",
+                f"ICN{n:08d}", "11", "1",
+            ),
             segment("NM1", "QC", "1", "PATIENT", "", "", "", "", "MI", f"M{n}"),
             segment("SVC", claim["procedure"], amount(charge), amount(paid), "", claim["units"]),
             segment("DTM", "472", claim["day"]),
@@ -88,7 +91,10 @@ def remit_835(document: str, *, deny_every: int = 3) -> tuple[str, dict[str, tup
         expected[claim["number"]] = (paid, sorted(codes))
     header = [
         segment("ST", "835", "0001"),
-        segment("BPR", "I", amount(total), "C", "ACH", "CCP", "01", "999999999", "DA", "123456", "1512345678", "", "01", "999988880", "DA", "98765", "20261215"),
+        segment(
+            "BPR", "I", amount(total), "C", "ACH", "CCP", "01", "999999999", "DA", "123456", "1512345678", "",
+            "01", "999988880", "DA", "98765", "20261215",
+        ),
         segment("TRN", "1", "EFT000123", "1512345678"),
         segment("DTM", "405", "20261215"),
         segment("N1", "PR", "NC MEDICAID"),
