@@ -129,8 +129,7 @@ async def _people(
 
 def _skip_reason(line: ReadinessLine, coverage: Coverage | None) -> tuple[str, str] | None:
     if line.status is not Status.READY:
-        codes = ", ".join(r.code for r in line.reasons)
-        return "not-ready", f"blocked ({codes}): `peerlink claims check` says what to do"
+        return line.reasons[0].code, "; ".join(f"{r.code}: {r.message}" for r in line.reasons)
     if not line.diagnosis_codes:
         return "diagnosis-missing", "an 837P claim carries at least one diagnosis: code the order's reason (ICD-10-CM)"
     if coverage is None or line.member_id is None:
@@ -160,9 +159,13 @@ async def export(
     route = rules.claims
     if route is None:
         raise BadRequest(f"{payer} has no [claims] table (payer and receiver ids): add it in a program payer file")
+    program = await RecordRepository(k.PROGRAMS).get(conn, None, program.id)  # its billing fields as stored now
     gaps = program_gaps(program)
     if gaps:
-        raise BadRequest(f"the program's billing provider lacks {', '.join(gaps)}: set it (peerlink program billing)")
+        raise BadRequest(
+            f"the program's billing provider lacks {', '.join(gaps)}: set it with PATCH /peer/v1/billing/provider "
+            "or `peerlink claims provider`"
+        )
     lines = await billing.readiness(conn, program, payers, first, last, payer)
     current = await current_claims(conn, program.id, [line.session_id for line in lines])
     participants, specialists, coverages = await _people(conn, program.id, lines)

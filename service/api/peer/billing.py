@@ -127,6 +127,9 @@ async def set_billing_provider(
     async with database.transaction() as conn:
         updated = await billing_provider.set_billing(conn, program, body)
         await write(conn, provider_record(request, access, program.id, body))
+    cache = request.app.state.program_cache
+    for key in [key for key, (_, cached) in cache.items() if cached.id == program.id]:
+        cache.pop(key, None)
     return _provider(updated)
 
 

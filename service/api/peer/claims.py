@@ -19,14 +19,16 @@ from service.api.deps import DatabaseDep, ProgramDep
 from service.audit import AuditRecord, write
 from service.domain import Program
 from service.domain.billing import PayerRegistry
-from service.domain.errors import BadRequest
+from service.domain.errors import BadRequest, UnsupportedMediaType
 from service.records import claims as exporting
 from service.records import claims_answers as answering
 
 from .coverages import payers
 
 router = APIRouter(prefix="/billing", tags=["billing"])
+x12_router = APIRouter(prefix="/billing", tags=["billing"])
 X12_MEDIA = "application/edi-x12"
+X12_BODIES = frozenset({X12_MEDIA, "text/plain", "application/octet-stream"})
 
 
 def disclosure(
@@ -174,7 +176,7 @@ class IngestResult(BaseModel):
     errors: list[dict[str, Any]] = Field(description="999: the segments in error (IK3) and elements (IK4).")
 
 
-@router.post(
+@x12_router.post(
     "/remittances",
     response_model=IngestResult,
     summary="Record a payer's 999 acknowledgement or 835 remittance against the claims sent",
@@ -189,6 +191,9 @@ class IngestResult(BaseModel):
 async def ingest_remittance(
     request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> IngestResult:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in X12_BODIES:
+        raise UnsupportedMediaType(f"send the file as {X12_MEDIA} or text/plain")
     raw = await request.body()
     if len(raw) > answering.MAX_BYTES:
         raise BadRequest(f"the file is over {answering.MAX_BYTES} bytes")
