@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from typing import Any
 
 import pyx12.x12file
 
 from mappings.x12.segments import amount, segment
 
 
-def _segments(document: str) -> list:
+def _segments(document: str) -> list[Any]:
     return list(pyx12.x12file.X12Reader(io.StringIO(document)))
 
 
@@ -50,7 +51,7 @@ def remit_835(document: str, *, deny_every: int = 3) -> tuple[str, dict[str, tup
     paying the others less a contractual adjustment (CO-45 of a tenth). Also what each claim
     should end up as: claim number -> (paid, codes)."""
     segments = _segments(document)
-    claims: list[dict] = []
+    claims: list[dict[str, Any]] = []
     for seg in segments:
         sid = seg.get_seg_id()
         if sid == "CLM":

@@ -104,6 +104,8 @@ async def test_a_claim_file_is_in_each_participants_accounting_of_disclosures(da
 
         await write(conn, disclosure(program, export, payers, "peerlink-cli", None))
     start, end = parse_moment("2000-01-01"), parse_moment("2100-01-01")
+    assert start is not None
+    assert end is not None
     for participant in export.participants:
         report = await accounting(database, program, participant, start, end)
         entries = [d for d in report["disclosures"] if d["interaction"] == "sent to the payer in an 837P claim file"]

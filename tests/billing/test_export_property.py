@@ -11,6 +11,7 @@ import tempfile
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 from mappings.x12.validate import validate
 from service.domain.billing.periods import window_start
+from service.domain.billing.rules import Period
 from service.domain.errors import BadRequest
 from service.records import claims, coverages
 from service.store import Database
@@ -43,7 +45,7 @@ exports = st.lists(
 )
 
 
-async def _run(url: str, payer: str, drawn: list, plan: list) -> None:
+async def _run(url: str, payer: str, drawn: list[Any], plan: list[Any]) -> None:
     database = Database(url)
     registry = billable()
     rules = registry.get(payer)
@@ -90,7 +92,7 @@ async def _run(url: str, payer: str, drawn: list, plan: list) -> None:
         if row["replaces"] is not None:
             before = numbers[row["replaces"]]
             assert before["session_id"] == row["session_id"] and before["replaced_by"] == row["claim_number"]
-    limits = [(cap, cap.units) for cap in rules.caps]
+    limits: list[tuple[Period, int]] = [(cap, cap.units) for cap in rules.caps]
     if rules.prior_authorization is not None:
         limits.append((rules.prior_authorization, rules.prior_authorization.after_units))
     for period, most in limits:
