@@ -38,3 +38,16 @@ def test_assessments_are_benchmarked_as_their_fhir_set(capsys):
     sets = bench_mappings.build(1)[bench_mappings.ASSESSMENT_SETS]
     produced = sets[0](MappingContext(bench_mappings.PROGRAM))
     assert [r["resourceType"] for r in produced] == ["QuestionnaireResponse"] + ["Observation"] * 12
+
+
+def test_billing_benchmark_runs_and_its_837p_validates(capsys):
+    from mappings.x12.validate import validate
+    from tests.bench import bench_billing
+
+    figures = bench_billing.main(300, 40)
+    printed = capsys.readouterr().out
+    assert re.search(r"readiness: 300 sessions .* \d+ sessions/s; bare loop \d+ rows/s; ours/bare [\d.]+x", printed)
+    assert re.search(r"837P: 40 claims \(\d+ segments, .* \d+ claims/s; bare loop \d+ rows/s", printed)
+    assert figures["ready"] > 0 and figures["sessions_per_s"] > 0 and figures["claims_per_s"] > 0
+    assert figures["text"].count("CLM*") == 40
+    assert validate(figures["text"]) == []
