@@ -246,3 +246,13 @@ async def test_the_command_line_exports_ingests_and_shows_status(database, offic
         assert shown.exit_code == 2 and "tax_id" in shown.output
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(("first", "last"), [("0001-01-01", "0001-02-01"), ("9999-12-01", "9999-12-31")])
+async def test_dates_at_the_ends_of_the_calendar_are_400(client, office, first, last):
+    for answer in (
+        await client.get("/peer/v1/billing/readiness", params={"from": first, "to": last}),
+        await client.post("/peer/v1/billing/claims/export", json={**MARCH, "from": first, "to": last}),
+    ):
+        assert answer.status_code == 400, answer.text
+        assert "between the years" in answer.json()["detail"]
