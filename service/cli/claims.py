@@ -99,15 +99,22 @@ def export(
     first, last = _day(from_, "--from"), _day(to, "--to")
     if out.exists():
         raise fail(f"peerlink claims: {out} exists; name a new file")
+    if not out.parent.is_dir():
+        raise fail(f"peerlink claims: the folder {out.parent} does not exist")
     settings, payers, code = _program_and_payers(program)
 
+    temporary = out.with_name(out.name + ".part")
+
     async def work(database: Any) -> Any:
-        async with database.transaction() as conn:
-            found = await get_by_code(conn, code)
-            result = await claims.export(conn, found, payers, payer, first, last, usage="T" if test else "P")
-            temporary = out.with_name(out.name + ".part")
-            temporary.write_text(result.text, encoding="ascii")
-            await write(conn, disclosure(found, result, payers, "peerlink-cli", None))
+        try:
+            async with database.transaction() as conn:
+                found = await get_by_code(conn, code)
+                result = await claims.export(conn, found, payers, payer, first, last, usage="T" if test else "P")
+                temporary.write_text(result.text, encoding="ascii")
+                await write(conn, disclosure(found, result, payers, "peerlink-cli", None))
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # no claim was recorded: no file either
+            raise
         temporary.replace(out)  # the file appears only once its claims are recorded
         return result
 

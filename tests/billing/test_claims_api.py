@@ -232,6 +232,8 @@ async def test_the_command_line_exports_ingests_and_shows_status(database, offic
         twice = await asyncio.to_thread(runner.invoke, app, [*argv[:-1], str(tmp_path / "again.x12")])
         assert twice.exit_code == 2 and "nothing to bill" in twice.output
         assert not (tmp_path / "again.x12").exists() and not (tmp_path / "again.x12.part").exists()
+        nowhere = await asyncio.to_thread(runner.invoke, app, [*argv[:-1], str(tmp_path / "no" / "such.x12")])
+        assert nowhere.exit_code == 2 and "does not exist" in nowhere.output
         remittance, _ = remit_835(out.read_text())
         (tmp_path / "remit.835").write_text(remittance)
         ingested = await asyncio.to_thread(runner.invoke, app, ["claims", "ingest", str(tmp_path / "remit.835")])
