@@ -198,6 +198,12 @@ async def seed_demo(
                     "gender": _GENDERS[i],
                     "language": "es" if i % 5 == 0 else "en",
                     "telecom": [{"system": "phone", "value": f"+1 503 555 01{10 + i}"}],
+                    "address": {
+                        "line": [f"{200 + 10 * i} Example Lane"],
+                        "city": "Raleigh",
+                        "state": "NC",
+                        "postal_code": "27601",
+                    },
                     "identifiers": [
                         {
                             "type": "MR",

@@ -127,13 +127,17 @@ async def _people(
     return participants, specialists, coverages
 
 
-def _skip_reason(line: ReadinessLine, coverage: Coverage | None) -> tuple[str, str] | None:
+def _skip_reason(
+    line: ReadinessLine, coverage: Coverage | None, person_place: x12.Place | None
+) -> tuple[str, str] | None:
     if line.status is not Status.READY:
         return line.reasons[0].code, "; ".join(f"{r.code}: {r.message}" for r in line.reasons)
     if not line.diagnosis_codes:
         return "diagnosis-missing", "an 837P claim carries at least one diagnosis: code the order's reason (ICD-10-CM)"
     if coverage is None or line.member_id is None:
         return "no-coverage", "no coverage on file for the date of service"
+    if person_place is None:
+        return "subscriber-address-missing", "an 837P names the subscriber's street, city, state and ZIP: add them"
     if coverage.relationship is not SubscriberRelationship.SELF:
         return "subscriber-not-self", "only members who are their own subscriber are billed (Medicaid members are)"
     if line.rendering_npi is None or line.charge is None:
@@ -173,7 +177,8 @@ async def export(
     chosen: list[tuple[ReadinessLine, str, Any]] = []
     for line in lines:
         coverage = coverages.get(line.coverage_id) if line.coverage_id else None
-        reason = _skip_reason(line, coverage)
+        person = participants.get(line.participant_id)
+        reason = _skip_reason(line, coverage, _place(person.address) if person is not None else None)
         if reason is not None:
             skipped.append(Skipped(line.session_id, *reason))
             continue

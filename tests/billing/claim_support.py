@@ -86,7 +86,12 @@ async def books(conn: Any, payer: str, code: str = "books", **provider: Any) -> 
         pid,
         rt.PARTICIPANTS,
         ParticipantFields.model_validate(
-            {"name": {"family": "Example", "given": ["Robin"]}, "birth_date": "1980-04-01", "gender": "female"}
+            {
+                "name": {"family": "Example", "given": ["Robin"]},
+                "birth_date": "1980-04-01",
+                "gender": "female",
+                "address": {"line": ["5 Elm St"], "city": "Austin", "state": "TX", "postal_code": "78701"},
+            }
         ),
     )
     referral = await operations.create(

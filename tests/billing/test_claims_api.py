@@ -40,8 +40,12 @@ async def _session(client, participant, specialist, start, minutes):
     return session["id"]
 
 
-async def _person(client, specialist, *, coverage=True):
-    participant = (await create(client, "participants", participant_body()))["id"]
+HOME = {"line": ["5 Elm St"], "city": "Raleigh", "state": "NC", "postal_code": "27601"}
+
+
+async def _person(client, specialist, *, coverage=True, address=True):
+    body = participant_body(**({"address": HOME} if address else {}))
+    participant = (await create(client, "participants", body))["id"]
     reason = {"text": "Depression", "code": "F33.1", "system": "http://hl7.org/fhir/sid/icd-10-cm"}
     referral = await create(
         client, "referrals", referral_body(participant, reason=reason, requested_at="2026-02-01T00:00:00Z")
@@ -78,11 +82,13 @@ async def office(client):
     first, coverage = await _person(client, peer)
     second, _ = await _person(client, peer)
     uncovered, _ = await _person(client, peer, coverage=False)
+    homeless, _ = await _person(client, peer, address=False)
     sessions = {
         "first": await _session(client, first, peer, DAY, 60),
         "second": await _session(client, second, peer, DAY + timedelta(days=1), 30),
         "uncovered": await _session(client, uncovered, peer, DAY + timedelta(days=2), 30),
         "no-npi": await _session(client, first, unnumbered, DAY + timedelta(days=3), 30),
+        "no-address": await _session(client, homeless, peer, DAY + timedelta(days=4), 30),
     }
     return {"sessions": sessions, "coverage": coverage}
 
@@ -116,7 +122,8 @@ async def test_export_bills_ready_sessions_once_and_replaces_a_corrected_claim(c
     assert again.status_code == 400
     assert again.headers["content-type"].startswith("application/problem+json")
     detail = again.json()["detail"]
-    assert detail.endswith("2 already-billed, 1 rendering-npi-missing")  # the uncovered session is no payer's
+    # the uncovered session is no payer's; the others say why they were not billed
+    assert detail.endswith("2 already-billed, 1 rendering-npi-missing, 1 subscriber-address-missing")
     # the member id was wrong: the first participant's claim goes again, as a replacement
     coverage = office["coverage"]
     changed = await client.patch(f"/peer/v1/coverages/{coverage['id']}", json={"member_id": "NC2"})

@@ -42,6 +42,7 @@ async def test_demo_837p_validates_and_its_999_and_835_match_every_line(database
     assert "PRV*BI*PXC*251S00000X~" in export.text and "PRV*PE*PXC*175T00000X~" in export.text
     assert "NM1*85*2*HARBOR PEER SUPPORT COLLECTIVE (DEMO)*****XX*1881000008~" in export.text
     assert "REF*EI*990000001~" in export.text
+    assert export.text.count("N4*RALEIGH*NC*27601~") == len(ready)  # each subscriber's address (2010BA)
 
     # the 999 and the 835 are valid X12 too
     accepted = ack_999(export.text)
