@@ -3,8 +3,8 @@
 One program, 3 peer specialists, 12 participants (each with a care team, a goal, a consent, two
 finished encounters with signed notes, and outcome assessments over time — ``seed_outcomes``) and
 4 referrals in different states. Billing: the program and its specialists have NPIs, the specialists
-North Carolina certifications, every participant NC Medicaid coverage, and the referrals an ICD-10-CM
-reason, so the sessions after an accepted referral are ready to bill under nc-medicaid. Dates are
+North Carolina certifications, every participant an address and NC Medicaid coverage, and the
+referrals an ICD-10-CM reason, so the sessions after an accepted referral are ready to bill under nc-medicaid. Dates are
 relative to the day of seeding so certifications stay current; participants were enrolled 110 to 341
 days before it. No real person is described.
 """
