@@ -88,11 +88,17 @@ def export(
     out: Annotated[Path, typer.Option(help="Where to write the 837P file (it must not exist).")],
     program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
     test: Annotated[bool, typer.Option("--test", help="Mark the interchange as test data (ISA15 T).")] = False,
+    check: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Check the file with pyx12 before recording it.")
+    ] = True,
 ) -> None:
     """Write the 837P of the payer's ready sessions not billed yet (changed ones as replacements).
-    Nothing is written when nothing can be billed (exit 2, with the reasons)."""
+    Nothing is written when nothing can be billed, or when pyx12 finds an error in the file (exit 2,
+    with the reasons)."""
+    from mappings.x12.validate import validate
     from service.api.peer.claims import disclosure
     from service.audit import write
+    from service.domain.errors import BadRequest
     from service.records import claims
     from service.records.programs import get_by_code
 
@@ -110,6 +116,9 @@ def export(
             async with database.transaction() as conn:
                 found = await get_by_code(conn, code)
                 result = await claims.export(conn, found, payers, payer, first, last, usage="T" if test else "P")
+                problems = validate(result.text) if check else []
+                if problems:
+                    raise BadRequest("pyx12 finds the 837P invalid: " + "; ".join(problems[:5]))
                 temporary.write_text(result.text, encoding="ascii")
                 await write(conn, disclosure(found, result, payers, "peerlink-cli", None))
         except BaseException:
