@@ -50,4 +50,5 @@ def test_billing_benchmark_runs_and_its_837p_validates(capsys):
     assert re.search(r"837P: 40 claims \(\d+ segments, .* \d+ claims/s; bare loop \d+ rows/s", printed)
     assert figures["ready"] > 0 and figures["sessions_per_s"] > 0 and figures["claims_per_s"] > 0
     assert figures["text"].count("CLM*") == 40
+    assert "pyx12 validation of an 837P of 40 claims: " in printed and ", 0 errors" in printed
     assert validate(figures["text"]) == []
