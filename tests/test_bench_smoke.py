@@ -61,3 +61,17 @@ def test_export_benchmark_runs(capsys):
     assert line is not None, printed
     assert int(line.group(1)) > 400  # the generated ones and the demo's own
     assert "peak memory" in printed
+
+
+def test_billing_benchmark_runs_and_its_837p_validates(capsys):
+    from mappings.x12.validate import validate
+    from tests.bench import bench_billing
+
+    figures = bench_billing.main(300, 40)
+    printed = capsys.readouterr().out
+    assert re.search(r"readiness: 300 sessions .* \d+ sessions/s; bare loop \d+ rows/s; ours/bare [\d.]+x", printed)
+    assert re.search(r"837P: 40 claims \(\d+ segments, .* \d+ claims/s; bare loop \d+ rows/s", printed)
+    assert figures["ready"] > 0 and figures["sessions_per_s"] > 0 and figures["claims_per_s"] > 0
+    assert figures["text"].count("CLM*") == 40
+    assert "pyx12 validation of an 837P of 40 claims: " in printed and ", 0 errors" in printed
+    assert validate(figures["text"]) == []

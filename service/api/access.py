@@ -191,6 +191,11 @@ _PEER_RULES |= {  # billing: coverages, the payer rule sets, claim readiness
     "list_coverage": Rule(Interaction.SEARCH, "Coverage", peer=True),
     "list_payer_rules": Rule(None, peer=True),
     "billing_readiness": Rule(Interaction.SEARCH, "Claim", peer=True),
+    "read_billing_provider": Rule(None, peer=True),
+    "set_billing_provider": Rule(None, peer=True, admin=True),
+    "export_claims": Rule(Interaction.CREATE, "Claim", peer=True),
+    "list_claims": Rule(Interaction.SEARCH, "Claim", peer=True),
+    "ingest_remittance": Rule(Interaction.CREATE, "ClaimResponse", peer=True),
 }
 RULES: dict[str, Rule] = {**_FHIR_RULES, **_PEER_RULES}
 

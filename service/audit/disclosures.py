@@ -1,13 +1,13 @@
 """The accounting of disclosures of one participant's records (HIPAA 45 CFR 164.528; 42 CFR Part 2
 § 2.24 for substance-use records), as a privacy officer hands it to the person who asked.
 
-A disclosure is a successful (outcome 0) ``rest`` or ``exchange`` event of the participant's program,
-by a client acting for an outside organisation (``organization`` set: the recipient; for exchange the
-EHR connection's organisation), that touched the participant's Patient. Each entry gives the date,
-the recipient organisation and client (or EHR connection), what was disclosed (the interaction and the
-kinds of records, with the records' references when the event concerned this participant alone) and
-the purpose of use the recipient stated. The default period is the six years before the request.
-Records already archived are included when the archive folder is given.
+A disclosure is a successful (outcome 0) ``rest``, ``exchange`` or ``billing`` event of the participant's
+program, by a client acting for an outside organisation (``organization`` set: the recipient; for exchange
+the EHR connection's organisation; for a claim file the payer), that touched the participant's Patient.
+Each entry gives the date, the recipient organisation and client (or EHR connection), what was
+disclosed (the interaction and the kinds of records, with the records' references when the event
+concerned this participant alone) and the purpose of use the recipient stated. The default period is
+the six years before the request. Records already archived are included when the archive folder is given.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from service.store.tables import audit_entities, audit_log
 from .chain import entities_of, instant, parse_instant, patient_id
 from .verify import archive_rows
 
-DISCLOSING_TYPES = ("rest", "exchange")
+DISCLOSING_TYPES = ("rest", "exchange", "billing")
 ACCOUNTING_PERIOD = timedelta(days=6 * 366)
 CSV_COLUMNS = (
     "date",
@@ -62,6 +62,7 @@ INTERACTIONS = {
     "deliver": "sent to the recipient's EHR",
     "poll": "exchanged while polling the recipient's EHR",
     "export": "bulk export",
+    "claim-export": "sent to the payer in an 837P claim file",
 }
 
 

@@ -2,8 +2,11 @@
 
 One program, 3 peer specialists, 12 participants (each with a care team, a goal, a consent, two
 finished encounters with signed notes, and outcome assessments over time — ``seed_outcomes``) and
-4 referrals in different states. Dates are relative to the day of seeding so certifications stay
-current; participants were enrolled 110 to 341 days before it. No real person is described.
+4 referrals in different states. Billing: the program and its specialists have NPIs, the specialists
+North Carolina certifications, every participant an address and NC Medicaid coverage, and the
+referrals an ICD-10-CM reason, so the sessions after an accepted referral are ready to bill under nc-medicaid. Dates are
+relative to the day of seeding so certifications stay current; participants were enrolled 110 to 341
+days before it. No real person is described.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from service.domain import (
     ReferralFields,
     TransitionRequest,
 )
+from service.domain.billing import load_payers
+from service.domain.coverage import CoverageFields
 from service.domain.instruments import Registry, load_registry
-from service.records import operations
+from service.records import coverages, operations
 from service.records import types as rt
 from service.records.programs import create_program, find_by_code
 
@@ -50,21 +55,24 @@ HOSPITAL_MRN_SYSTEM = "https://sandbox-hospital.example.org/fhir/sid/mrn"
 _SPECIALISTS: list[dict[str, Any]] = [
     {
         "name": {"family": "Rivera", "given": ["Alex"]},
-        "cert": ("OR", "PSS-10231"),
+        "cert": ("NC", "PSS-10231"),
+        "npi": "1881000016",
         "lived": ["mental-health"],
         "languages": ["en", "es"],
         "specialties": ["housing navigation"],
     },
     {
         "name": {"family": "Okafor", "given": ["Jordan"]},
-        "cert": ("OR", "PSS-10877"),
+        "cert": ("NC", "PSS-10877"),
+        "npi": "1881000024",
         "lived": ["substance-use", "justice-involvement"],
         "languages": ["en"],
         "specialties": ["recovery coaching"],
     },
     {
         "name": {"family": "Nguyen", "given": ["Sam"]},
-        "cert": ("WA", "CPC-55120"),
+        "cert": ("NC", "CPC-55120"),
+        "npi": "1881000032",
         "lived": ["veteran", "mental-health"],
         "languages": ["en", "vi"],
         "specialties": ["veterans", "groups"],
@@ -148,9 +156,14 @@ async def seed_demo(
             name="Harbor Peer Support Collective (demo)",
             identifier_system="https://peerlink.example.org/programs/demo",
             telecom=[{"system": "phone", "value": "+1 503 555 0100"}],
+            npi="1881000008",
+            taxonomy="251S00000X",
+            tax_id="990000001",
+            address={"line": ["100 Harbor Street"], "city": "Raleigh", "state": "NC", "postal_code": "27601-0001"},
         ),
     )
     pid = program.id
+    payers = load_payers()
     specialists = []
     for s in _SPECIALISTS:
         state, number = s["cert"]
@@ -160,6 +173,7 @@ async def seed_demo(
                 "languages": s["languages"],
                 "lived_experience": s["lived"],
                 "specialties": s["specialties"],
+                "npi": s["npi"],
                 "certification": {
                     "state": state,
                     "number": number,
@@ -184,6 +198,12 @@ async def seed_demo(
                     "gender": _GENDERS[i],
                     "language": "es" if i % 5 == 0 else "en",
                     "telecom": [{"system": "phone", "value": f"+1 503 555 01{10 + i}"}],
+                    "address": {
+                        "line": [f"{200 + 10 * i} Example Lane"],
+                        "city": "Raleigh",
+                        "state": "NC",
+                        "postal_code": "27601",
+                    },
                     "identifiers": [
                         {
                             "type": "MR",
@@ -197,6 +217,19 @@ async def seed_demo(
             now=intake(i, today),  # enrolled months ago: the intake the outcome report counts from
         )
         people.append((participant.id, peer.id))
+        await coverages.create(
+            conn,
+            pid,
+            CoverageFields.model_validate(
+                {
+                    "participant_id": participant.id,
+                    "payer": "nc-medicaid",
+                    "member_id": f"NC{900100 + i}",
+                    "period": {"start": today - timedelta(days=400)},
+                }
+            ),
+            payers,
+        )
         await operations.create(
             conn,
             pid,
@@ -274,6 +307,7 @@ async def seed_demo(
                         "support_categories": _CATEGORIES[(i + n) % 4],
                         "goal_ids": [goal.id],
                         "status": "finished",
+                        "group_size": 5 if _MODALITIES[(i + n) % 4] == "group" else None,
                     }
                 ),
             )
@@ -301,7 +335,11 @@ async def seed_demo(
                         "participant_id": participant.id,
                         "referring_organization": SANDBOX_HOSPITAL,
                         "referring_clinician": {"name": {"family": "Demo-Clinician", "given": ["Pat"]}},
-                        "reason": {"text": "Peer support for engagement in outpatient care"},
+                        "reason": {
+                            "text": "Peer support for engagement in outpatient care",
+                            "code": "F33.1",
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                        },
                         "priority": "urgent" if i == 0 else "routine",
                         "requested_at": datetime.combine(today - timedelta(days=20 - i), time(9), tzinfo=UTC),
                     }

@@ -81,6 +81,8 @@ async def readiness(
         raise BadRequest(f"no payer rule set named {payer!r}; known: {', '.join(payers.ids)}")
     periods: list[Period] = [cap for rules in payers.payers.values() for cap in rules.caps]
     periods += [r.prior_authorization for r in payers.payers.values() if r.prior_authorization is not None]
+    if first.year < 4 or last.year > 9998:
+        raise BadRequest("from and to must be dates between the years 4 and 9998")
     since = first - timedelta(days=lookback_days(periods) + 1)
     # a day more on each side: a session's date of service is its start's date in its own offset
     sessions = await _finished(conn, program.id, _instant(since), _instant(last + timedelta(days=2)))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -488,4 +489,65 @@ bulk_exports = Table(
     Column("error", String(500), nullable=True),
     Index(None, "state", "claimed_until"),
     Index(None, "expires_at"),
+)
+
+# --- Claims ----------------------------------------------------------------------------------------
+# The X12 control numbers a program has used (interchange, group, transaction, claim): each export
+# takes the next ones in its transaction, so a number is never used twice.
+claim_counters = Table(
+    "claim_counters",
+    metadata,
+    Column("program_id", ID, ForeignKey("programs.id"), primary_key=True),
+    Column("name", String(20), primary_key=True),
+    Column("value", PK, nullable=False),
+)
+
+# One row per 837P file written (its text kept: what was disclosed to the payer), and the 999's verdict.
+claim_files = Table(
+    "claim_files",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False, index=True),
+    Column("payer", String(64), nullable=False),
+    Column("interchange", PK, nullable=False),
+    Column("group_control", PK, nullable=False),
+    Column("transaction_control", PK, nullable=False),
+    Column("claims", Integer, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("ack_code", String(2), nullable=True),
+    Column("ack_errors", JsonDocument, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("program_id", "interchange"),
+)
+
+# One row per claim sent (one service line: one session). A session has at most one current row
+# (replaced_by empty); a corrected claim is a new row (frequency 7) naming the one it replaces.
+# status: sent, accepted, rejected (999), paid, partial, denied (835). Amounts are decimal text.
+claim_lines = Table(
+    "claim_lines",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("file_pk", PK, ForeignKey("claim_files.pk"), nullable=False, index=True),
+    Column("claim_number", String(38), nullable=False, unique=True),
+    Column("line_control", String(50), nullable=False, unique=True),
+    Column("session_id", ID, nullable=False),
+    Column("participant_id", ID, nullable=False),
+    Column("payer", String(64), nullable=False),
+    Column("service_date", Date, nullable=False),
+    Column("frequency", String(1), nullable=False),
+    Column("replaces", String(38), nullable=True),
+    Column("replaced_by", String(38), nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("charge", String(20), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("paid", String(20), nullable=True),
+    Column("adjustments", JsonDocument, nullable=False),
+    Column("payer_claim", String(50), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "program_id", "session_id"),
+    Index(None, "program_id", "service_date"),
 )

@@ -1,4 +1,5 @@
-"""Billing: the payer rule sets loaded, and claim readiness of the finished sessions of a period."""
+"""Billing: the payer rule sets loaded, claim readiness of the finished sessions of a period, and the
+program as billing provider."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from service.api import audit_trail
-from service.api.access import AccessDep
+from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
+from service.audit import AuditRecord, write
+from service.domain import Program
 from service.domain.billing import PayerRules
 from service.domain.billing.readiness import ReadinessLine, Status
+from service.domain.common import Address
+from service.domain.program import BillingProviderFields
 from service.records import billing as operations
+from service.records import billing_provider
 
 from .coverages import payers
 
@@ -86,3 +92,58 @@ async def billing_readiness(
         request, access, program.id, "peer-list", patients=sorted(patients), query=request.url.query or None
     )
     return Readiness(first=first, last=last, payer=payer, summary=summarize(lines), items=lines)
+
+
+class BillingProvider(BaseModel):
+    npi: str | None
+    taxonomy: str | None
+    tax_id: str | None
+    address: Address | None
+
+
+def _provider(program: Program) -> BillingProvider:
+    return BillingProvider(npi=program.npi, taxonomy=program.taxonomy, tax_id=program.tax_id, address=program.address)
+
+
+@router.get(
+    "/provider",
+    response_model=BillingProvider,
+    summary="The program as billing provider (NPI, taxonomy, tax id, address)",
+    operation_id="read_billing_provider",
+)
+async def read_billing_provider(program: ProgramDep, access: AccessDep) -> BillingProvider:
+    return _provider(program)
+
+
+@router.patch(
+    "/provider",
+    response_model=BillingProvider,
+    summary="Set the program's billing NPI, taxonomy, tax id or address (needs peerlink.admin)",
+    operation_id="set_billing_provider",
+)
+async def set_billing_provider(
+    request: Request, body: BillingProviderFields, program: ProgramDep, access: AccessDep, database: DatabaseDep
+) -> BillingProvider:
+    async with database.transaction() as conn:
+        updated = await billing_provider.set_billing(conn, program, body)
+        await write(conn, provider_record(request, access, program.id, body))
+    cache = request.app.state.program_cache
+    for key in [key for key, (_, cached) in cache.items() if cached.id == program.id]:
+        cache.pop(key, None)
+    return _provider(updated)
+
+
+def provider_record(
+    request: Request | None, access: Access | None, program_id: str, body: BillingProviderFields
+) -> AuditRecord:
+    return AuditRecord(
+        "admin",
+        "billing-provider",
+        "U",
+        "0",
+        client_id=access.client_id if access is not None else None,
+        organization=access.organization if access is not None else None,
+        address=request.client.host if request is not None and request.client else None,
+        program_id=program_id,
+        detail={"fields": sorted(body.model_dump(exclude_none=True))},
+    )

@@ -135,6 +135,22 @@ class Rate(_Sourced):
     per_unit: Decimal | None = Field(default=None, ge=0, description="None: unknown; lines are blocked.")
 
 
+class ClaimRoute(_Sourced):
+    """Where an 837P for this payer goes: the payer as loop 2010BB names it and the receiver (1000B)."""
+
+    payer_name: Annotated[str, Field(min_length=1, max_length=60)]
+    payer_id: Annotated[str, Field(min_length=2, max_length=80, pattern=r"^[A-Za-z0-9\-]+$")] = Field(
+        description="The payer's electronic id (NM109 of 2010BB) as the program's clearinghouse lists it."
+    )
+    receiver_name: Annotated[str, Field(min_length=1, max_length=60)]
+    receiver_id: Annotated[str, Field(min_length=2, max_length=15, pattern=r"^[A-Za-z0-9\-]+$")] = Field(
+        description="The receiver's id (NM109 of 1000B; ISA08 and GS03 too)."
+    )
+    claim_filing: Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")] = Field(
+        default="MC", description="SBR09 claim filing indicator: MC Medicaid, HM HMO, CI commercial."
+    )
+
+
 class PayerRules(_Data):
     id: Token
     name: Text
@@ -159,3 +175,6 @@ class PayerRules(_Data):
     credentials: Credentials
     documentation: Documentation
     rate: Rate
+    claims: ClaimRoute | None = Field(
+        default=None, description="How claims reach the payer; without it an 837P export is refused."
+    )
