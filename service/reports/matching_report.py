@@ -20,9 +20,24 @@ from service.domain.program import Program
 
 from . import matching_compute, matching_load
 from .document import ProgramRef
+from .matching_compute import MatchFacts
 from .matching_document import MatchingReport, build
 from .matching_fit import load_fit_policy, suggest
 from .policy import load_policy
+
+
+def compose(facts: MatchFacts, configured: dict[str, float], program: Program, now: datetime) -> MatchingReport:
+    """The report from its facts (CPU only: the weight fit runs here). ``configured``: the program's
+    weights now, shown beside the suggested ones."""
+    followed = matching_compute.follow(facts)
+    figures = matching_compute.figures(followed)
+    weights = suggest(followed, configured, load_fit_policy())
+    ref = ProgramRef(code=program.code, name=program.name)
+    return build(figures, weights, load_policy(), ref, facts.period.start, facts.period.end, now)
+
+
+async def matching_facts(conn: AsyncConnection, program: Program, start: date, end: date) -> MatchFacts:
+    return await matching_load.facts(conn, program, start, end)
 
 
 async def matching_report(
@@ -33,14 +48,9 @@ async def matching_report(
     end: date,
     now: datetime,
 ) -> MatchingReport:
-    """``configured``: the program's weights now, shown beside the suggested ones."""
-    facts = await matching_load.facts(conn, program, start, end)
-    followed = matching_compute.follow(facts)
-    figures = matching_compute.figures(followed)
-    weights = suggest(followed, configured, load_fit_policy())
-    return build(figures, weights, load_policy(), ProgramRef(code=program.code, name=program.name), start, end, now)
+    return compose(await matching_facts(conn, program, start, end), configured, program, now)
 
 
 load_fit_policy()  # a wrong fit file fails here, when the gateway or the command starts
 
-__all__ = ["MatchingReport", "matching_report"]
+__all__ = ["MatchingReport", "compose", "matching_facts", "matching_report"]
