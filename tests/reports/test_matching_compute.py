@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ NOW = datetime(2027, 1, 2, tzinfo=UTC)
 
 def assignment(i: int, day: date, *, factors: dict[str, float] | None = None, **extra) -> Assignment:
     values = dict.fromkeys(FACTORS, 0.0) | (factors or {})
-    fields = {
+    fields: dict[str, Any] = {
         "referral_id": f"r{i:04d}",
         "participant_id": f"p{i:04d}",
         "specialist_id": "s1",
