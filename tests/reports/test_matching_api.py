@@ -21,7 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 async def _assigned(client: Any, specialist: str, language: str) -> str:
     participant = await create(client, "participants", participant_body(language=language, address={"state": "OR"}))
-    referral = (await create(client, "referrals", referral_body(participant["id"])))["id"]
+    referral: str = (await create(client, "referrals", referral_body(participant["id"])))["id"]
     assert (await client.post(f"/peer/v1/referrals/{referral}/receive", json={"by": "intake"})).status_code == 200
     answer = await client.post(
         f"/peer/v1/referrals/{referral}/assign", json={"specialist_id": specialist, "reason": "best fit", "by": "sup"}
@@ -38,7 +38,7 @@ async def _program(client: Any, count: int) -> tuple[str, list[str]]:
             specialist_body(name={"family": "Ana"}, languages=["es", "en"], weekly_capacity=30),
         )
     )["id"]
-    return ana, [await _assigned(client, ana, "es") for _ in range(count)]
+    return str(ana), [await _assigned(client, ana, "es") for _ in range(count)]
 
 
 async def test_assignments_keep_their_factors_and_the_report_counts_them(client):
