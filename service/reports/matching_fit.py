@@ -108,17 +108,24 @@ def suggest(followed: list[Followed], configured: dict[str, float], policy: FitP
         return WeightSuggestion(status="not fitted", message=f"not fitted: {reason}", weights=empty, **head)
     import numpy as np  # loaded on the first fit, not at start-up
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import (
+        ConvergenceWarning,
+        PerfectSeparationError,
+        PerfectSeparationWarning,
+    )
 
     x = sm.add_constant(np.column_stack([columns[f] for f in varied]), has_constant="add")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             result = sm.Logit(np.asarray(outcome), x).fit(disp=0, maxiter=200)
+        if any(issubclass(w.category, PerfectSeparationWarning | ConvergenceWarning) for w in caught):
+            raise ValueError("the fit did not converge (a factor may separate the outcomes perfectly)")
         params, errors = np.asarray(result.params), np.asarray(result.bse)
         ci = np.asarray(result.conf_int(alpha=1 - policy.confidence))
         if not (np.all(np.isfinite(params)) and np.all(np.isfinite(errors))):
             raise ValueError("the estimates are not finite (a factor separates the outcomes)")
-    except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:  # singular, separated: the report says so
+    except (PerfectSeparationError, ValueError, ArithmeticError) as exc:  # singular, separated: said so
         return WeightSuggestion(status="not fitted", message=f"not fitted: {exc}", weights=empty, **head)
     coefficient = {f: float(params[i + 1]) for i, f in enumerate(varied)}
     positive = sum(max(0.0, c) for c in coefficient.values())

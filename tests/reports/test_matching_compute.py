@@ -198,3 +198,15 @@ def test_the_csv_has_every_group_row_and_one_row_per_weight():
     assert lines[0].split(",") == COLUMNS
     assert len(lines) == 1 + len(report.rows) + len(report.suggested_weights.weights)
     assert sum(1 for line in lines if ",weights," in line) == len(WEIGHTS)
+
+
+def test_a_factor_that_separates_the_outcomes_gives_no_fit_rather_than_absurd_intervals():
+    facts = history(seed=2, n=200)
+    late = [
+        Session(a.participant_id, "s1", "video", a.day + timedelta(days=95))
+        for a in facts.assignments
+        if a.factors["continuity"] == 1.0
+    ]
+    fit = _report(MatchFacts(PERIOD, facts.assignments, late)).suggested_weights
+    assert fit.status == "not fitted" and "separate" in fit.message
+    assert all(w.coefficient is None for w in fit.weights)
