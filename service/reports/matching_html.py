@@ -31,7 +31,7 @@ def charts(report: MatchingReport) -> list[dict[str, str]]:
         "Retained at 90 days, by match factor at assignment",
         [f"{r.group_by}: {r.group_label}" for r in by_factor],
         [_number(r.retention_90_share, 100) for r in by_factor],
-        "% of assignments followed 90 days with a session 90+ days after",
+        "% of assignments followed 90 days",
     )
     by_group = [r for r in report.rows if r.group_by in PARTICIPANT_GROUPS]
     score = bar_chart(
