@@ -183,6 +183,7 @@ _PEER_RULES |= {
     "referral_matches": Rule(Interaction.READ, "ServiceRequest", peer=True),
     "assign_referral": Rule(Interaction.UPDATE, "ServiceRequest", peer=True),
     "matching_plan": Rule(Interaction.SEARCH, "ServiceRequest", peer=True),
+    "program_matching_report": Rule(Interaction.SEARCH, "ServiceRequest", peer=True),
 }
 _PEER_RULES |= {  # billing: coverages, the payer rule sets, claim readiness
     "create_coverage": Rule(Interaction.CREATE, "Coverage", peer=True),

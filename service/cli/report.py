@@ -72,3 +72,55 @@ def outcomes(
         return
     out.write_bytes(data)
     typer.echo(f"outcome report ({format_}, {start} to {end}) written to {out}", err=True)
+
+
+@report_app.command("matching")
+def matching(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: a year before --to).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day, included, YYYY-MM-DD (default: today).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="json, csv or html.")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of standard output.")] = None,
+    program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
+) -> None:
+    """Engagement by match factor and participant group, and suggested weights (never applied)."""
+    from service.domain.errors import BadRequest
+    from service.domain.matching.config import MatchingConfigError, load_config
+    from service.records.programs import get_by_code
+    from service.reports import period
+    from service.reports.matching_html import as_html
+    from service.reports.matching_render import as_csv, as_json
+    from service.reports.matching_report import compose, matching_facts
+
+    settings = get_settings()
+    if format_ not in FORMATS:
+        raise fail("--format is json, csv or html")
+    now = datetime.now(UTC)
+    try:
+        start, end = period(_day(from_, "--from"), _day(to, "--to"), now.date())
+        config = load_config(settings.matching_dir)
+    except BadRequest as error:
+        raise fail(error.detail) from None
+    except MatchingConfigError as error:
+        raise fail(f"matching configuration: {error}") from None
+
+    async def work(database: Any) -> Any:
+        async with database.read() as conn:
+            found = await get_by_code(conn, program or settings.default_program)
+            return found, await matching_facts(conn, found, start, end)
+
+    found, facts = with_open_database(settings, work, prefix="peerlink report")
+    report = compose(facts, config.weights_for(found.code).model_dump(), found, now)
+    if format_ == "json":
+        data = as_json(report)
+    elif format_ == "csv":
+        data = as_csv(report).encode()
+    else:
+        data = as_html(report).encode()
+    if out is None:
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        sys.stdout.flush()
+        return
+    out.write_bytes(data)
+    typer.echo(f"matching report ({format_}, {start} to {end}) written to {out}", err=True)

@@ -135,8 +135,22 @@ class ReferralState(DomainModel):
     transitions: list[ReferralTransition] = Field(default_factory=list)
 
 
+class AssignmentMatch(DomainModel):
+    """The match as it stood when the specialist was assigned (kept for the matching report)."""
+
+    rank: int = Field(ge=1, description="The chosen specialist's rank among the eligible ones.")
+    of: int = Field(ge=1, description="How many specialists were eligible.")
+    score: float = Field(ge=0)
+    top_score: float = Field(ge=0, description="The top match's score.")
+    overridden: bool = Field(description="The chosen specialist was not the top match.")
+    factors: dict[str, float] = Field(description="Each soft factor's value (0 to 1) for the chosen specialist.")
+    weights: dict[str, float] = Field(description="The weights in force at assignment.")
+
+
 class Referral(ReferralFields, ReferralState, RecordMeta):
-    pass
+    match: AssignmentMatch | None = Field(
+        default=None, description="Set when a specialist is assigned through matching; absent otherwise."
+    )
 
 
 class TransitionRequest(DomainModel):

@@ -23,7 +23,7 @@ from service.domain.matching.config import MatchingConfig
 from service.domain.matching.score import Candidate, Match, Ranking, Seeker, rank
 from service.domain.participant import Participant
 from service.domain.program import Program
-from service.domain.referral import Referral, ReferralAction, ReferralStatus, TransitionRequest
+from service.domain.referral import AssignmentMatch, Referral, ReferralAction, ReferralStatus, TransitionRequest
 from service.domain.specialist import PeerSpecialist
 from service.store import RecordRepository
 from service.store import kinds as k
@@ -169,8 +169,24 @@ async def assign(
     if chosen.specialist_id != top.specialist_id:
         note += f"; overrides the top match {top.specialist_id} (score {top.score:g})"
     request = TransitionRequest(by=by, reason=f"{reason} [{note}]", specialist_id=specialist_id)
+    kept = AssignmentMatch(
+        rank=chosen.rank,
+        of=len(ranking.matches),
+        score=chosen.score,
+        top_score=top.score,
+        overridden=chosen.specialist_id != top.specialist_id,
+        factors={f.factor: f.value for f in chosen.factors},
+        weights={f.factor: f.weight for f in chosen.factors},
+    )
     accepted = await operations.transition_referral(
-        conn, program.id, referral.id, ReferralAction.ACCEPT, request, expected_version=expected_version, now=now
+        conn,
+        program.id,
+        referral.id,
+        ReferralAction.ACCEPT,
+        request,
+        expected_version=expected_version,
+        now=now,
+        match=kept,
     )
     return Assigned(accepted, chosen, top, len(ranking.matches), reason)
 

@@ -14,7 +14,7 @@ from service.domain import referral as referral_rules
 from service.domain.consent import Consent, revoke
 from service.domain.errors import PreconditionFailed, RuleViolation
 from service.domain.note import AmendmentFields, Note
-from service.domain.referral import Referral, ReferralAction, TransitionRequest
+from service.domain.referral import AssignmentMatch, Referral, ReferralAction, TransitionRequest
 from service.domain.specialist import PeerSpecialist
 from service.store import RecordRepository
 from service.store import kinds as k
@@ -92,6 +92,7 @@ async def transition_referral(
     *,
     expected_version: int | None,
     now: datetime | None = None,
+    match: AssignmentMatch | None = None,
 ) -> Referral:
     at = now or utcnow()
     repository: RecordRepository[Referral] = RecordRepository(k.REFERRALS)
@@ -106,6 +107,8 @@ async def transition_referral(
             raise RuleViolation("the peer specialist is inactive and cannot take referrals")
     state = referral_rules.apply(current, action, request, at)
     content = {**current.model_dump(mode="json"), **state.model_dump(mode="json")}
+    if match is not None:
+        content["match"] = match.model_dump(mode="json")
     referral = await repository.update(conn, current, content, at, expected_version=expected_version)
     await record_changed(conn, program_id, "referral", referral, at)
     return referral

@@ -1,4 +1,5 @@
-"""Program reports: ``GET /peer/v1/reports/outcomes`` (the outcome report as JSON, CSV or HTML).
+"""Program reports: ``GET /peer/v1/reports/outcomes`` (the outcome report as JSON, CSV or HTML) and
+``GET /peer/v1/reports/matching`` (the matching evidence report, the same formats).
 
 Aggregates only, with small cells suppressed (service/reports/suppression.toml); producing one is
 audited as a query that names no patient.
@@ -18,7 +19,9 @@ from service.api import audit_trail
 from service.api.access import AccessDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.domain.instruments import Registry
+from service.domain.matching.config import MatchingConfig
 from service.reports import OutcomeReport, outcome_report, period
+from service.reports.matching_report import MatchingReport, compose, matching_facts
 from service.reports.render import as_csv
 
 router = APIRouter(tags=["report"])
@@ -81,6 +84,44 @@ async def program_outcome_report(
         )
     if query.format is ReportFormat.HTML:
         from service.reports.html import as_html  # matplotlib loads on the first page, not at start-up
+
+        return Response(await run_in_threadpool(as_html, report), media_type=HTML)
+    return report
+
+
+@router.get(
+    "/reports/matching",
+    response_model=MatchingReport,
+    responses=RESPONSES,
+    summary="The matching evidence report: engagement by match factor and participant group, suggested weights",
+    operation_id="program_matching_report",
+)
+async def program_matching_report(
+    request: Request,
+    query: Annotated[ReportQuery, Query()],
+    program: ProgramDep,
+    access: AccessDep,
+    database: DatabaseDep,
+) -> Any:
+    from service.reports import matching_render
+
+    now = datetime.now(UTC)
+    start, end = period(query.from_, query.to, now.date())
+    config: MatchingConfig = request.app.state.matching
+    configured = config.weights_for(program.code).model_dump()
+    async with database.read() as conn:
+        facts = await matching_facts(conn, program, start, end)
+    report = await run_in_threadpool(compose, facts, configured, program, now)  # the weight fit: CPU
+    await audit_trail.reading(request, access, program.id, "peer-list", query=request.url.query or None)
+    if query.format is ReportFormat.CSV:
+        filename = f"matching-{program.code}-{start}-{end}.csv"
+        return Response(
+            matching_render.as_csv(report),
+            media_type=CSV,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    if query.format is ReportFormat.HTML:
+        from service.reports.matching_html import as_html
 
         return Response(await run_in_threadpool(as_html, report), media_type=HTML)
     return report
