@@ -5,6 +5,7 @@ ahead of the Task. Otherwise the Task still completes, without them."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from service.exchange.worker import Worker
 from tests.api.test_assessments import phq9
 from tests.exchange.support import HOSPITAL, TYPES, FakeEhr, add_connection, fast_settings
 from tests.exchange.test_polling import referrals
-from tests.factories import at, consent_body, create, specialist_body
+from tests.factories import consent_body, create, specialist_body
 
 ASSESSMENT_TYPES = ("QuestionnaireResponse", "Observation")
 
@@ -36,7 +37,7 @@ class OutcomeEhr(FakeEhr):
         return statement
 
 
-async def _phq9(client, participant: str, specialist: str, value: int, days_ago: int) -> str:
+async def _phq9(client, participant: str, specialist: str, value: int, completed: datetime) -> str:
     answers = [{"link_id": k, "value": v} for k, v in phq9([value] * 9).items()]
     body = {
         "participant_id": participant,
@@ -44,7 +45,7 @@ async def _phq9(client, participant: str, specialist: str, value: int, days_ago:
         "answers": answers,
         "administered_by": "peer-specialist",
         "specialist_id": specialist,
-        "completed_at": at(days_ago).isoformat(),
+        "completed_at": completed.isoformat(),
     }
     created = await client.post("/peer/v1/assessments", json=body)
     assert created.status_code == 201, created.text
@@ -69,7 +70,10 @@ async def _completed_with_scores(client, referral: dict[str, Any], categories: l
         "consents",
         consent_body(participant, recipient={"name": "H", "identifier": HOSPITAL}, categories=categories),
     )
-    ids = [await _phq9(client, participant, specialist, value, days_ago) for value, days_ago in ((2, 20), (1, 2))]
+    # the Task lists the scores recorded under this referral: since it was requested
+    requested = datetime.fromisoformat(referral["requested_at"])
+    when = [(2, requested + timedelta(days=1)), (1, requested + timedelta(days=3))]
+    ids = [await _phq9(client, participant, specialist, value, completed) for value, completed in when]
     done = await client.post(
         f"/peer/v1/referrals/{referral['id']}/complete", json={"by": "peer", "outcome_summary": "Better."}
     )
@@ -101,7 +105,13 @@ async def test_the_clinics_task_lists_the_scores_when_it_may(
         await worker.drain()
         if listed:  # a follow-up after the referral completed: the Task's latest score follows
             first = ehr.resources[f"Task/{task_id}"]["meta"]["versionId"]
-            later = await _phq9(client, referral["participant_id"], specialist, 0, 1)
+            later = await _phq9(
+                client,
+                referral["participant_id"],
+                specialist,
+                0,
+                datetime.fromisoformat(referral["requested_at"]) + timedelta(days=5),
+            )
             await worker.drain()
             task = ehr.resources[f"Task/{task_id}"]
             assert task["meta"]["versionId"] != first and task["status"] == "completed"
