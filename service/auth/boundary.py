@@ -160,6 +160,11 @@ def _grant_rows(program_id: Any, organization: str, patient: Any, today: date) -
     return rows if patient is None else [*rows, g.patient_id == patient]
 
 
+def grants_in_force(program_id: Any, organization: str, today: date | None = None) -> list[ColumnElement[bool]]:
+    """The ``access_grants`` rows of ``organization`` in force today (a partner's Group members)."""
+    return _grant_rows(program_id, organization, None, today or datetime.now(UTC).date())
+
+
 def _sud_counseling_note() -> ColumnElement[bool]:
     """On a ``fhir_resources`` row: it is the DocumentReference of a note flagged as SUD counseling note."""
     r, n = fhir_resources.c, notes.c
