@@ -26,8 +26,8 @@ class DataCategory(StrEnum):
     a consent grants only the categories it lists, so consents recorded before this category existed
     do not open a participant's assessments until they name it."""
     SUD_COUNSELING_NOTES = "sud-counseling-notes"
-    """Substance-use-disorder counseling notes (42 CFR 2.11 and 2.31(b), 2024 rule: they need a consent of
-    their own, separate from any other). Only a consent naming this category opens them; ``notes`` never does.
+    """Substance-use-disorder counseling notes (42 CFR 2.11, 2024 rule: they need a consent of
+    their own). Only a consent naming this category opens them; ``notes`` never does.
     The notes carry the Part 2 labels whatever the consent's ``substance_use`` says."""
 
 
