@@ -123,10 +123,11 @@ class Delivery:
         async with self._database.read() as conn:
             program = await self._endpoints.program(conn, rows[0].program_id)
             may = await outbox.sendable(conn, program, connection, rows)
-            # a note is asked again as itself: a SUD counseling note needs its own category
-            notes = [r for r in rows if r.kind == "note" and r.pk in may]
-            for row in notes:
-                if not await may_send(conn, program, connection, row.kind, row.record_id, row.participant_id):
+            # a note is asked as itself: a SUD counseling note needs its own category, not notes'
+            for row in [r for r in rows if r.kind == "note"]:
+                if await may_send(conn, program, connection, row.kind, row.record_id, row.participant_id):
+                    may.add(row.pk)
+                else:
                     may.discard(row.pk)
             allowed = [r for r in rows if r.pk in may]
             withheld = [r for r in rows if r.pk not in may]

@@ -251,3 +251,18 @@ async def test_a_sud_counseling_note_goes_out_only_under_its_own_category(scene:
     assert {s["code"] for s in resource["meta"]["security"]} == PART2
     notice = [c["attachment"] for c in resource["content"] if c["attachment"].get("title")]
     assert [base64.b64decode(a["data"]).decode() for a in notice] == [note_mapping.CODES.part2_notice.text]
+
+
+async def test_a_consent_to_sud_counseling_notes_alone_pushes_them(scene: Scene):
+    """Queued and sent under the one category, with no consent to notes at all."""
+    await _push(scene, "")
+    alone = await consented_session(scene.http, consent=False)
+    recipient = {"name": "General Hospital", "identifier": HOSPITAL}
+    own = consent_body(alone["participant"], recipient=recipient, categories=["sud-counseling-notes"])
+    await create(scene.http, "consents", own)
+    body = {**note_body(alone["encounter"], alone["specialist"]), "sud_counseling_note": True}
+    sud = await create(scene.http, "notes", body)
+    assert (await scene.http.post(f"/peer/v1/notes/{sud['id']}/sign")).status_code == 200
+    sent = {f"{r['resourceType']}/{r['id']}" for r in await _push(scene, "")}
+    assert scene.ref("note", sud["id"]) in sent
+    assert scene.ref("note", alone["note"]) not in sent  # the participant's plain note: no consent to notes
