@@ -3,7 +3,8 @@ the base Consent StructureDefinition).
 
 The recipient organisation travels as a contained Organization referenced from provision.actor
 (role PRCP), so its name, NPI and other identifier all round-trip. Data categories become
-provision.class resource types. A consent covering substance-use-disorder records (42 CFR Part 2)
+provision.class resource types (SUD counseling notes: a program-local code, so that notes' DocumentReference
+never stands for them). A consent covering substance-use-disorder records (42 CFR Part 2)
 carries meta.security R (restricted) + 42CFRPart2 and the regulation as policy[].uri. Revocation
 makes the Consent inactive; the revocation time itself is not carried (ConsentFields has no field
 for it).
@@ -88,7 +89,11 @@ def to_fhir(consent: Consent, ctx: MappingContext) -> dict[str, Any]:
             }
         ],
         "action": [CODES.action.concept()],
-        "class": [code.coding() for category in consent.categories for code in CODES.classes[category]],
+        "class": [
+            code.coding(ctx.program.identifier_system)
+            for category in consent.categories
+            for code in CODES.classes[category]
+        ],
     }
     return ctx.finish(resource)
 
@@ -119,12 +124,12 @@ def _recipient(resource: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _categories(provision: dict[str, Any]) -> list[DataCategory]:
+def _categories(provision: dict[str, Any], program_system: str) -> list[DataCategory]:
     """Data categories in the order their first resource type appears (unknown types are ignored)."""
     found: list[DataCategory] = []
     for coding in provision.get("class") or []:
         for category, wanted in CODES.classes.items():
-            if category not in found and any(code.matches(coding) for code in wanted):
+            if category not in found and any(code.matches(coding, program_system) for code in wanted):
                 found.append(category)
     if not found:
         raise MappingError("Consent.provision.class", "names no kind of record PeerLink shares")
@@ -156,7 +161,7 @@ def from_fhir(resource: dict[str, Any], ctx: MappingContext) -> ConsentFields:
     data = {
         "participant_id": participant_id,
         "recipient": _recipient(resource),
-        "categories": _categories(provision),
+        "categories": _categories(provision, ctx.program.identifier_system),
         "substance_use": _substance_use(resource),
         "period": {"start": str(period["start"])[:10], "end": str(period["end"])[:10] if period.get("end") else None},
     }

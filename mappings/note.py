@@ -2,8 +2,11 @@
 
 The note text travels inline as UTF-8 ``text/plain`` (base64 in ``content[0].attachment.data``). The
 note type comes from the overlay's ``note_type`` (a name in codes/note.toml). An amendment
-``replaces`` the note it amends. Substance-use (42 CFR Part 2) records carry ``meta.security``
-labels when the caller says so (the consent decides; the note does not know).
+``replaces`` the note it amends. A 42 CFR Part 2 note — the caller says the participant's consent marks
+their records as substance-use data, or the note is itself a SUD counseling note — carries the HL7 DS4P
+``meta.security`` labels R, 42CFRPart2, ETH and NORDSCLCD, and the 42 CFR 2.32 notice as a second
+``text/plain`` attachment (codes and notice text in codes/note.toml). Both live in the stored resource,
+so every channel that discloses it (read, search, export, EHR push) carries them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,33 @@ class SubstanceUseSecurity(BaseModel):
 
     confidentiality: Code
     policy: Code
+    sensitivity: Code
+    obligation: Code
+
+    def codings(self) -> list[dict[str, str]]:
+        return [c.coding() for c in (self.confidentiality, self.policy, self.sensitivity, self.obligation)]
+
+
+class Notice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str
+    language: str
+    text: str
+    source: str
+    why: str
+
+    def content(self) -> dict[str, Any]:
+        """The notice as a DocumentReference.content entry."""
+        return {
+            "attachment": {
+                "contentType": CONTENT_TYPE,
+                "language": self.language,
+                "data": base64.b64encode(self.text.encode("utf-8")).decode("ascii"),
+                "title": self.title,
+            },
+            "format": CODES.format.coding(),
+        }
 
 
 class NoteCodes(BaseModel):
@@ -49,6 +79,7 @@ class NoteCodes(BaseModel):
     category: Code
     format: Code
     substance_use_security: SubstanceUseSecurity
+    part2_notice: Notice
 
 
 CODES = codes.load("note", NoteCodes)
@@ -66,9 +97,9 @@ def note_type(name: str) -> Code:
 def to_fhir(note: Note, encounter: PeerEncounter, ctx: MappingContext, substance_use: bool = False) -> dict[str, Any]:
     status, doc_status = STATUSES[note.status]
     resource: dict[str, Any] = {"resourceType": "DocumentReference", "id": ctx.id_for(KIND, note.id)}
-    if substance_use:
-        security = CODES.substance_use_security
-        resource["meta"] = {"security": [security.confidentiality.coding(), security.policy.coding()]}
+    part2 = substance_use or note.sud_counseling_note
+    if part2:
+        resource["meta"] = {"security": CODES.substance_use_security.codings()}
     resource |= {
         "identifier": [ctx.identifier(KIND, note.id)],
         "status": status,
@@ -92,6 +123,8 @@ def to_fhir(note: Note, encounter: PeerEncounter, ctx: MappingContext, substance
             "format": CODES.format.coding(),
         }
     ]
+    if part2:
+        resource["content"].append(CODES.part2_notice.content())
     period = {"start": encounter.start.isoformat()}
     if encounter.end is not None:
         period["end"] = encounter.end.isoformat()

@@ -8,6 +8,14 @@ referred participant's Patient. Both are kept as rows of
 ``access_grants``, rewritten in the transaction that changes the consent or referral, and every
 read, search, include and history query of an organisation's client carries :func:`visible`.
 The program's own clients (no organisation) see everything of the program.
+
+This module is the one consent/boundary decision of every channel: reads, searches, ``_include`` /
+``_revinclude`` and history (``service.fhir.repository`` and ``service.fhir.search``), bulk export
+(``service.bulk.export``) carry :func:`visible`; EHR pushes ask :func:`granted` when queued
+(``service.records.outbox_rows.may_send``) and again when sent (``granted_many`` in
+``service.exchange.outbox.sendable``, then ``may_send`` for notes in ``service.exchange.delivery``).
+All of them read the same ``access_grants`` rows through :func:`_grant_rows`, and all of them know a
+substance-use-disorder counseling note by :data:`SUD_COUNSELING_NOTE` (its own grant, never ``notes``'s).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.clinical_context import KEPT_TYPES, PATIENT_ELEMENTS
@@ -25,7 +33,7 @@ from service.domain import Program
 from service.domain.common import Organization
 from service.domain.consent import Consent, DataCategory
 from service.domain.referral import Referral
-from service.store.tables import access_grants, fhir_resources
+from service.store.tables import access_grants, fhir_resources, notes
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 PUBLIC_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Questionnaire"})
@@ -40,7 +48,12 @@ CATEGORY_TYPES: dict[DataCategory, tuple[str, ...]] = {
     DataCategory.REFERRALS: ("ServiceRequest", "Task"),
     DataCategory.GOALS: ("Goal",),
     DataCategory.ASSESSMENTS: ("QuestionnaireResponse", "Observation"),
+    DataCategory.SUD_COUNSELING_NOTES: ("DocumentReference#sud-counseling-note",),
 }
+SUD_COUNSELING_NOTE = "DocumentReference#sud-counseling-note"
+"""The grant's ``resource_type`` that opens a participant's SUD counseling notes (DocumentReferences of
+notes flagged ``sud_counseling_note``): only the category ``sud-counseling-notes`` writes it, and such a
+note is never opened by the plain ``DocumentReference`` grant of ``notes``."""
 CLINICAL_CONTEXT = "clinical-context"
 """The ``source_kind`` of the resources a clinic sent with a referral (``service.fhir.render``)."""
 _NPI = re.compile(r"^\d{10}$")
@@ -129,25 +142,53 @@ async def sync(conn: AsyncConnection, program: Program, kind: str, record: Any) 
         await conn.execute(insert(access_grants), rows)
 
 
+def grant_type(resource_type: str, sud_counseling_note: bool = False) -> str:
+    """The grant ``resource_type`` a resource needs: its own type, or :data:`SUD_COUNSELING_NOTE`."""
+    return SUD_COUNSELING_NOTE if sud_counseling_note and resource_type == "DocumentReference" else resource_type
+
+
+def _grant_rows(program_id: Any, organization: str, patient: Any, today: date) -> list[ColumnElement[bool]]:
+    """The conditions every channel puts on ``access_grants``: the program, the recipient, the
+    participant, and a grant in force today (a revoked consent has no rows left)."""
+    g = access_grants.c
+    rows = [
+        g.program_id == program_id,
+        g.organization == organization,
+        or_(g.starts.is_(None), g.starts <= today),
+        or_(g.ends.is_(None), g.ends >= today),
+    ]
+    return rows if patient is None else [*rows, g.patient_id == patient]
+
+
+def grants_in_force(program_id: Any, organization: str, today: date | None = None) -> list[ColumnElement[bool]]:
+    """The ``access_grants`` rows of ``organization`` in force today (a partner's Group members)."""
+    return _grant_rows(program_id, organization, None, today or datetime.now(UTC).date())
+
+
+def _sud_counseling_note() -> ColumnElement[bool]:
+    """On a ``fhir_resources`` row: it is the DocumentReference of a note flagged as SUD counseling note."""
+    r, n = fhir_resources.c, notes.c
+    flagged = exists().where(
+        n.program_id == r.program_id, n.id == r.source_id, n.data["sud_counseling_note"].as_boolean() == true()
+    )
+    return and_(r.resource_type == "DocumentReference", r.source_kind == "note", flagged)
+
+
 def visible(organization: str | None, today: date | None = None) -> ColumnElement[bool] | None:
     """The condition on a ``fhir_resources`` row for what ``organization`` may see (None: no limit)."""
     if organization is None:
         return None
     today = today or datetime.now(UTC).date()
     r, g = fhir_resources.c, access_grants.c
-    granted = exists().where(
-        g.program_id == r.program_id,
-        g.organization == organization,
-        g.patient_id == r.patient_id,
-        g.resource_type == r.resource_type,
-        # a consent (no source) opens the program's own records, never the clinical context another
-        # clinic sent with a referral (its Observations and QuestionnaireResponses are not assessments)
-        or_(and_(g.source_id.is_(None), r.source_kind != CLINICAL_CONTEXT), g.source_id == r.source_id),
-        or_(g.starts.is_(None), g.starts <= today),
-        or_(g.ends.is_(None), g.ends >= today),
-    )
+    # a consent (no source) opens the program's own records, never the clinical context another
+    # clinic sent with a referral (its Observations and QuestionnaireResponses are not assessments)
+    source = or_(and_(g.source_id.is_(None), r.source_kind != CLINICAL_CONTEXT), g.source_id == r.source_id)
+    rows = _grant_rows(r.program_id, organization, r.patient_id, today)
+    granted = exists().where(*rows, g.resource_type == r.resource_type, source)
+    sud_granted = exists().where(*rows, g.resource_type == SUD_COUNSELING_NOTE, g.origin_kind == "consent")
+    sud_note = _sud_counseling_note()
     public = and_(r.patient_id.is_(None), r.resource_type.in_(sorted(PUBLIC_TYPES)))
-    return or_(public, granted)
+    return or_(public, and_(not_(sud_note), granted), and_(sud_note, sud_granted))
 
 
 def version_visible(organization: str | None, versions: Any) -> ColumnElement[bool] | None:
@@ -165,22 +206,37 @@ def version_visible(organization: str | None, versions: Any) -> ColumnElement[bo
 
 
 async def granted(
-    conn: AsyncConnection, program: Program, organization: str, participant_id: str, resource_type: str
+    conn: AsyncConnection,
+    program: Program,
+    organization: str,
+    participant_id: str,
+    resource_type: str,
+    sud_counseling_note: bool = False,
 ) -> bool:
     """Whether a consent opens the participant's resources of ``resource_type`` to ``organization``
-    today (what the gateway may push to that organisation's EHR)."""
+    today (what the gateway may push to that organisation's EHR); a SUD counseling note needs the
+    grant of ``sud-counseling-notes``, as in :func:`visible`."""
     g = access_grants.c
     today = datetime.now(UTC).date()
     query = select(g.pk).where(
-        g.program_id == program.id,
-        g.organization == organization,
-        g.patient_id == patient_id(program, participant_id),
-        g.resource_type == resource_type,
+        *_grant_rows(program.id, organization, patient_id(program, participant_id), today),
+        g.resource_type == grant_type(resource_type, sud_counseling_note),
         g.origin_kind == "consent",
-        or_(g.starts.is_(None), g.starts <= today),
-        or_(g.ends.is_(None), g.ends >= today),
     )
     return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def sud_counseling_notes(conn: AsyncConnection, program_id: str, note_ids: list[str]) -> set[str]:
+    """Which of these notes are SUD counseling notes (for the push decision, as :func:`visible` reads them)."""
+    if not note_ids:
+        return set()
+    n = notes.c
+    rows = await conn.execute(
+        select(n.id).where(
+            n.program_id == program_id, n.id.in_(note_ids), n.data["sud_counseling_note"].as_boolean() == true()
+        )
+    )
+    return {row.id for row in rows}
 
 
 async def granted_many(
@@ -191,13 +247,10 @@ async def granted_many(
     today = datetime.now(UTC).date()
     rows = await conn.execute(
         select(g.patient_id, g.resource_type).where(
-            g.program_id == program.id,
-            g.organization == organization,
+            *_grant_rows(program.id, organization, None, today),
             g.patient_id.in_(patient_ids),
             g.resource_type.in_(resource_types),
             g.origin_kind == "consent",
-            or_(g.starts.is_(None), g.starts <= today),
-            or_(g.ends.is_(None), g.ends >= today),
         )
     )
     return {(row.patient_id, row.resource_type) for row in rows}

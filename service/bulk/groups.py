@@ -7,13 +7,14 @@ a partner's client sees its own only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.ids import fhir_id
+from service.auth.boundary import grants_in_force
 from service.domain import Program
 from service.store.tables import access_grants, auth_clients, ehr_connections
 
@@ -57,18 +58,8 @@ async def partner(conn: AsyncConnection, program: Program, group_id: str, organi
 
 def members_query(program_id: str, organization: str, today: date | None = None) -> Select[Any]:
     """The Patient ids the boundary opens to ``organization`` today (the grants ``visible`` reads)."""
-    today = today or datetime.now(UTC).date()
     g = access_grants.c
-    return (
-        select(g.patient_id)
-        .where(
-            g.program_id == program_id,
-            g.organization == organization,
-            or_(g.starts.is_(None), g.starts <= today),
-            or_(g.ends.is_(None), g.ends >= today),
-        )
-        .distinct()
-    )
+    return select(g.patient_id).where(*grants_in_force(program_id, organization, today)).distinct()
 
 
 async def members(conn: AsyncConnection, program_id: str, organization: str) -> list[str]:

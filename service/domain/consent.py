@@ -25,6 +25,10 @@ class DataCategory(StrEnum):
     """Outcome assessments (QuestionnaireResponse and the Observations scored from it). Never implied:
     a consent grants only the categories it lists, so consents recorded before this category existed
     do not open a participant's assessments until they name it."""
+    SUD_COUNSELING_NOTES = "sud-counseling-notes"
+    """Substance-use-disorder counseling notes (42 CFR 2.11, 2024 rule: they need a consent of
+    their own). Only a consent naming this category opens them; ``notes`` never does.
+    The notes carry the Part 2 labels whatever the consent's ``substance_use`` says."""
 
 
 class ConsentFields(DomainModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from .common import DomainModel, LongText, RecordId, RecordMeta
 from .errors import IllegalTransition, ImmutableRecord
@@ -22,6 +22,13 @@ class NoteFields(DomainModel):
     encounter_id: RecordId
     author_id: RecordId
     text: LongText
+    sud_counseling_note: bool = Field(
+        default=False,
+        description=(
+            "A substance-use-disorder counseling note (42 CFR 2.11, 2024 rule): shared only under a consent "
+            "naming the category sud-counseling-notes, never under notes. An amendment keeps its original's value."
+        ),
+    )
 
 
 class NoteState(DomainModel):

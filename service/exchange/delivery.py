@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from service.records.outbox_rows import may_send
 from service.settings import Settings
 from service.store import Database
 
@@ -122,6 +123,12 @@ class Delivery:
         async with self._database.read() as conn:
             program = await self._endpoints.program(conn, rows[0].program_id)
             may = await outbox.sendable(conn, program, connection, rows)
+            # a note is asked as itself: a SUD counseling note needs its own category, not notes'
+            for row in [r for r in rows if r.kind == "note"]:
+                if await may_send(conn, program, connection, row.kind, row.record_id, row.participant_id):
+                    may.add(row.pk)
+                else:
+                    may.discard(row.pk)
             allowed = [r for r in rows if r.pk in may]
             withheld = [r for r in rows if r.pk not in may]
             changes = [(r.kind, r.record_id) for r in allowed]

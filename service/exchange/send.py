@@ -114,13 +114,23 @@ async def _single(
     else:
         query = identifier_query(item.resource)
         assert query is not None
-        create = {k: v for k, v in body.items() if k not in ("id", "meta")}
+        create = for_create(body)
         headers = {**FHIR_JSON, "If-None-Exist": query}
         response = await client.request("POST", resource_type, content=orjson.dumps(create), headers=headers)
         check(response)
         ehr_id = created_id(response, resource_type)
     mapping[item.reference] = f"{resource_type}/{ehr_id}"
     delivered.add(item, ehr_id)
+
+
+def for_create(body: dict[str, Any]) -> dict[str, Any]:
+    """A resource as a create sends it: no id, no meta of ours, but its security labels (42 CFR Part 2
+    labels and their refrain obligation must travel with the data, whichever way it is written)."""
+    created = {k: v for k, v in body.items() if k not in ("id", "meta")}
+    security = (body.get("meta") or {}).get("security")
+    if not security:
+        return created
+    return {"resourceType": created.pop("resourceType"), "meta": {"security": security}, **created}
 
 
 def transaction_bundle(base: str, todo: list[tuple[Outgoing, str]], mapping: dict[str, str]) -> dict[str, Any]:
@@ -138,7 +148,7 @@ def transaction_bundle(base: str, todo: list[tuple[Outgoing, str]], mapping: dic
             request = {"method": "PUT", "url": f"{resource_type}/{our_id}"}
             full_url = f"{base}/{resource_type}/{our_id}"
         else:
-            body = {k: v for k, v in body.items() if k not in ("id", "meta")}
+            body = for_create(body)
             request = {"method": "POST", "url": resource_type, "ifNoneExist": identifier_query(item.resource)}
             full_url = f"urn:uuid:{our_id}"
         entries.append({"fullUrl": full_url, "resource": body, "request": request})

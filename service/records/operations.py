@@ -169,6 +169,7 @@ async def amend_note(
         raise RuleViolation("author_id names no peer specialist in this program")
     content = {
         "encounter_id": original.encounter_id,
+        "sud_counseling_note": original.sud_counseling_note,  # an amendment stays under its original's consent
         **amendment.model_dump(mode="json"),
         **state.model_dump(mode="json"),
     }

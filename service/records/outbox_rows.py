@@ -93,14 +93,18 @@ async def may_send(
     conn: AsyncConnection, program: Program, connection: Destination, kind: str, record_id: str, participant_id: str
 ) -> bool:
     """A referral's status goes back only to the EHR it came from; everything else needs the
-    participant's consent naming the hospital, for that kind of record."""
+    participant's consent naming the hospital, for that kind of record (a SUD counseling note: the
+    category sud-counseling-notes). The one decision of ``service.auth.boundary``."""
     if kind == "referral":
         r = ehr_referrals.c
         found = await conn.execute(
             select(r.pk).where(r.connection == connection.name, r.referral_id == record_id).limit(1)
         )
         return found.first() is not None
-    return await boundary.granted(conn, program, connection.organization, participant_id, CONSENTED_TYPE[kind])
+    sud_note = kind == "note" and bool(await boundary.sud_counseling_notes(conn, program.id, [record_id]))
+    return await boundary.granted(
+        conn, program, connection.organization, participant_id, CONSENTED_TYPE[kind], sud_counseling_note=sud_note
+    )
 
 
 async def _queue(

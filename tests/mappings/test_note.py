@@ -79,6 +79,16 @@ def test_golden_amended_substance_use_note():
     assert resource["meta"]["security"] == [
         {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R", "display": "restricted"},
         {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2", "display": "42 CFR Part2"},
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "ETH",
+            "display": "substance abuse information sensitivity",
+        },
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "NORDSCLCD",
+            "display": "no redisclosure without consent directive",
+        },
     ]
     assert resource["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"]
     assert text_of(resource) == AMENDED["text"]
@@ -94,7 +104,24 @@ def test_epic_keeps_security_labels_beside_its_profile():
     resource = note.to_fhir(record(Note, "note-2", **AMENDED), SESSION, context("epic"), substance_use=True)
     DocumentReference.model_validate(resource)
     assert resource["meta"]["profile"][0].endswith("|3.1.1")
-    assert [s["code"] for s in resource["meta"]["security"]] == ["R", "42CFRPart2"]
+    assert [s["code"] for s in resource["meta"]["security"]] == ["R", "42CFRPart2", "ETH", "NORDSCLCD"]
+
+
+def test_a_sud_counseling_note_is_part2_whatever_the_consent_says():
+    item = record(Note, "note-2", **{**AMENDED, "sud_counseling_note": True})
+    resource = note.to_fhir(item, SESSION, context())
+    DocumentReference.model_validate(resource)
+    assert [s["code"] for s in resource["meta"]["security"]] == ["R", "42CFRPart2", "ETH", "NORDSCLCD"]
+    notice = resource["content"][1]["attachment"]
+    assert notice["title"] == "Notice to accompany disclosure (42 CFR 2.32)"
+    assert base64.b64decode(notice["data"]).decode() == note.CODES.part2_notice.text
+    assert text_of(resource) == item.text
+    assert note._text(resource) == item.text  # the notice is not read back as the note
+
+
+def test_a_note_outside_part2_has_no_notice():
+    resource = note.to_fhir(record(Note, "note-2", **AMENDED), SESSION, context())
+    assert len(resource["content"]) == 1
 
 
 def test_draft_note_is_preliminary_unsigned_and_dated_when_created():

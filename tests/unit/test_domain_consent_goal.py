@@ -58,7 +58,7 @@ def test_consent_fields_valid() -> None:
 
 def test_consent_may_list_every_category_once() -> None:
     fields = ConsentFields.model_validate(consent_fields(categories=[c.value for c in DataCategory]))
-    assert len(fields.categories) == len(DataCategory) == 7
+    assert len(fields.categories) == len(DataCategory) == 8
 
 
 def test_consent_needs_a_category() -> None:
