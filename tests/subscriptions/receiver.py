@@ -22,6 +22,8 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     held: threading.Event = field(default_factory=threading.Event)
+    drop_held: bool = False
+    """A held request released after its sender died is dropped (never acknowledged to anyone)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -74,6 +76,8 @@ def running_receiver() -> Iterator[Receiver]:
             if hold is not None and notification_type(body) == "event-notification":
                 receiver.held.set()
                 hold.wait(60)
+                if receiver.drop_held:
+                    return
             with receiver.lock:
                 receiver.received.append(body)
                 receiver.headers.append(dict(self.headers.items()))
