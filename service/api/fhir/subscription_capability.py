@@ -12,6 +12,8 @@ from service.records.subscriptions import BACKPORT, PROFILE
 
 TOPIC_EXTENSION = BACKPORT + "capabilitystatement-subscriptiontopic-canonical"
 OPERATIONS = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+TOPICS = catalog()
+"""Loaded and checked when the app is built (a bad topics file stops the start, naming what is wrong)."""
 
 
 def with_subscriptions(statement: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -23,7 +25,7 @@ def with_subscriptions(statement: dict[str, Any], base_url: str) -> dict[str, An
         {
             "extension": [
                 {"url": TOPIC_EXTENSION, "valueCanonical": topic.canonical(base_url)}
-                for topic in catalog().topics.values()
+                for topic in TOPICS.topics.values()
             ],
             "type": "Subscription",
             "supportedProfile": [PROFILE],
