@@ -197,7 +197,8 @@ class SubscriptionDelivery:
         """Retried later with backoff; past the horizon, dead-lettered with the reason and the
         subscription set to error (a client puts it back to requested to resume)."""
         e = subscription_events.c
-        horizon = timedelta(seconds=self._settings.subscription_retry_horizon_seconds)
+        seconds = row.retry_hours * 3600 if row.retry_hours else self._settings.subscription_retry_horizon_seconds
+        horizon = timedelta(seconds=seconds)  # the subscription's own policy, else the deployment's
         dead = [ev.pk for ev in pending if now - ev.occurred_at > horizon]
         attempts = max(ev.attempts for ev in pending) + 1
         retry_at = now + timedelta(seconds=backoff(attempts, self._settings))

@@ -35,6 +35,10 @@ CLIENT_STATUSES = ("requested", "off")
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 10, 60
 DEFAULT_MAX_COUNT, MAX_MAX_COUNT = 20, 100
 MIN_HEARTBEAT = 1
+MAX_RETRY_HOURS = 168
+RETRY_HOURS = "/StructureDefinition/subscription-retry-hours"
+"""PeerLink's channel extension (under the program's identifier system): how many hours a notification
+is retried before it is dead-lettered (valueUnsignedInt, 1 to 168); the deployment's horizon without it."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Parsed:
     heartbeat_seconds: int | None
     timeout_seconds: int
     max_count: int
+    retry_hours: int | None
     end_at: datetime | None
     status: str
     resource: dict[str, Any]
@@ -93,7 +98,11 @@ def check_endpoint(endpoint: Any) -> str:
     raise _bad("the endpoint must be an https:// URL (http:// only on loopback, for development)", where)
 
 
-def parse(body: Any, base_url: str) -> Parsed:
+def retry_extension(program_system: str) -> str:
+    return program_system.rstrip("/") + RETRY_HOURS
+
+
+def parse(body: Any, base_url: str, program_system: str) -> Parsed:
     """A Subscription resource as a client sent it, checked; BadRequest names the element at fault."""
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise _bad("the body must be a Subscription resource", "Subscription")
@@ -131,6 +140,14 @@ def parse(body: Any, base_url: str) -> Parsed:
     )
     timeout = _int_ext(channel, EXT_TIMEOUT, "valueUnsignedInt", "Subscription.channel.extension", 1, MAX_TIMEOUT)
     max_count = _int_ext(channel, EXT_MAX_COUNT, "valuePositiveInt", "Subscription.channel.extension", 1, MAX_MAX_COUNT)
+    retry_hours = _int_ext(
+        channel,
+        retry_extension(program_system),
+        "valueUnsignedInt",
+        "Subscription.channel.extension",
+        1,
+        MAX_RETRY_HOURS,
+    )
     end_at = None
     if body.get("end") is not None:
         try:
@@ -149,6 +166,7 @@ def parse(body: Any, base_url: str) -> Parsed:
         heartbeat,
         timeout or DEFAULT_TIMEOUT,
         max_count or DEFAULT_MAX_COUNT,
+        retry_hours,
         end_at,
         status,
         body,
@@ -167,6 +185,7 @@ def _values(parsed: Parsed) -> dict[str, Any]:
         "heartbeat_seconds": parsed.heartbeat_seconds,
         "timeout_seconds": parsed.timeout_seconds,
         "max_count": parsed.max_count,
+        "retry_hours": parsed.retry_hours,
         "end_at": parsed.end_at,
         "resource": parsed.resource,
         "error": None,

@@ -512,6 +512,7 @@ subscriptions = Table(
     Column("heartbeat_seconds", Integer, nullable=True),
     Column("timeout_seconds", Integer, nullable=False),
     Column("max_count", Integer, nullable=False),
+    Column("retry_hours", Integer, nullable=True),  # the subscription's own retry horizon, if it sets one
     Column("end_at", UTCDateTime, nullable=True),
     Column("resource", JsonDocument, nullable=False),
     Column("events_count", Integer, nullable=False, default=0),

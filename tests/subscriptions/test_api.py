@@ -154,3 +154,42 @@ async def test_https_endpoint_accepted_and_crud(client: httpx.AsyncClient) -> No
     assert [e["resource"]["id"] for e in listed["entry"]] == [sid]
     assert (await client.delete(f"/fhir/Subscription/{sid}")).status_code == 204
     assert (await client.get(f"/fhir/Subscription/{sid}")).status_code == 404
+
+
+async def test_the_subscriptions_own_retry_policy_dead_letters(
+    client: httpx.AsyncClient, receiver: Receiver, delivery: SubscriptionDelivery, database, program
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from service.store.tables import subscription_events
+
+    retry = {"url": f"{program.identifier_system}/StructureDefinition/subscription-retry-hours", "valueUnsignedInt": 1}
+    refused = subscription(receiver.url)
+    refused["channel"]["extension"].append({**retry, "valueUnsignedInt": 0})
+    answer = await client.post("/fhir/Subscription", json=refused, headers=FHIR)
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == ["Subscription.channel.extension"]
+
+    world = await World(client).build()
+    body = subscription(receiver.url)
+    body["channel"]["extension"].append(retry)
+    sid = await subscribe(client, body)
+    await delivery.run_due()
+    receiver.status = 503
+    await _walk(client, world, "receive")
+    await delivery.run_due()  # within the hour: kept for a retry (the deployment's horizon is 24 h)
+    async with database.read() as conn:
+        (row,) = list(await conn.execute(select(subscription_events)))
+    assert row.state == "pending"
+    async with database.transaction() as conn:  # two hours later
+        earlier = row.occurred_at - timedelta(hours=2)
+        await conn.execute(update(subscription_events).values(occurred_at=earlier, next_attempt_at=earlier))
+    await delivery.run_due()
+    async with database.read() as conn:
+        (row,) = list(await conn.execute(select(subscription_events)))
+    assert (row.state, row.attempts, row.last_error) == ("dead", 2, "endpoint answered 503")
+    assert (await client.get(f"/fhir/Subscription/{sid}")).json()["status"] == "error"
+    dead = await client.get(f"/fhir/Subscription/{sid}/$events")
+    assert event_numbers(dead.json()) == [1]  # a dead-lettered event stays readable

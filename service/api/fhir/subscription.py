@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
+from service.domain import Program
 from service.domain.errors import BadRequest, Forbidden, NotFound, PreconditionFailed
 from service.records import subscription_events as events
 from service.records import subscriptions as store
@@ -39,8 +40,8 @@ def _base(request: Request) -> str:
     return str(request.app.state.settings.base_url)
 
 
-def _parse(request: Request, access: Access, body: Any) -> store.Parsed:
-    parsed = store.parse(body, _base(request))
+def _parse(request: Request, program: Program, access: Access, body: Any) -> store.Parsed:
+    parsed = store.parse(body, _base(request), program.identifier_system)
     refused = [t for t in parsed.topic.resources if not access.may_read(t)]
     if refused:
         raise Forbidden(
@@ -77,7 +78,7 @@ async def _own(conn: Any, program_id: str, subscription_id: str, access: Access)
 async def create_subscription(
     request: Request, program: ProgramDep, access: AccessDep, database: DatabaseDep, pretty: PrettyDep
 ) -> Response:
-    parsed = _parse(request, access, await _json(request, FHIR_BODY))
+    parsed = _parse(request, program, access, await _json(request, FHIR_BODY))
     subscription_id = new_id()
     async with database.transaction() as conn:
         now = datetime.now(UTC)
@@ -144,7 +145,7 @@ async def update_subscription(
     body = await _json(request, FHIR_BODY)
     if isinstance(body, dict) and body.get("id") not in (None, subscription_id):
         raise BadRequest("the body's id must be the id in the URL", errors=[{"expression": "Subscription.id"}])
-    parsed = _parse(request, access, body)
+    parsed = _parse(request, program, access, body)
     async with database.transaction() as conn:
         row = await _own(conn, program.id, subscription_id, access)
         if if_match is not None and if_match != row.version_id:

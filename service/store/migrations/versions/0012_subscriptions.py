@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("heartbeat_seconds", sa.Integer(), nullable=True),
         sa.Column("timeout_seconds", sa.Integer(), nullable=False),
         sa.Column("max_count", sa.Integer(), nullable=False),
+        sa.Column("retry_hours", sa.Integer(), nullable=True),
         sa.Column("end_at", UTCDateTime(), nullable=True),
         sa.Column("resource", _JSON, nullable=False),
         sa.Column("events_count", sa.Integer(), nullable=False),
