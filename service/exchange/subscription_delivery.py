@@ -20,6 +20,9 @@ import httpx
 import orjson
 from sqlalchemy import and_, func, or_, select, update
 
+from service.audit.record import AuditRecord
+from service.audit.writer import write_many
+from service.auth.boundary import compartment_patient
 from service.records import subscription_events as events
 from service.settings import Settings
 from service.store import Database
@@ -46,6 +49,37 @@ def _headers(row: Any) -> dict[str, str]:
         name, _, value = line.partition(":")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def disclosures(row: Any, focus: list[events.Focus], now: datetime) -> list[AuditRecord]:
+    """A notification that carried resources (id-only or full-resource) discloses them: one audit
+    record per participant, so the accounting of disclosures lists it for an outside organisation."""
+    if row.content == "empty":
+        return []
+    by_patient: dict[str | None, list[str]] = {}
+    for one in focus:
+        if one.resource is not None:
+            reference = f"{one.event.resource_type}/{one.event.resource_id}"
+            by_patient.setdefault(compartment_patient(one.resource), []).append(reference)
+    return [
+        AuditRecord(
+            "exchange",
+            "subscription-notification",
+            "E",
+            "0",
+            client_id=row.client_id,
+            organization=row.organization,
+            program_id=row.program_id,
+            detail={
+                "subscription": row.id,
+                "interaction": "notification",
+                **({"patients": [patient]} if patient else {}),
+                "entities": sorted(set(references)),
+            },
+            recorded=now,
+        )
+        for patient, references in sorted(by_patient.items(), key=lambda item: item[0] or "")
+    ]
 
 
 class SubscriptionDelivery:
@@ -190,6 +224,8 @@ class SubscriptionDelivery:
             return True
         async with self._database.transaction() as conn:
             await conn.execute(update(subscription_events).where(e.pk.in_(pks)).values(state="sent", sent_at=now))
+            if records := disclosures(row, focus, now):
+                await write_many(conn, records)
             await conn.execute(update(subscriptions).where(subscriptions.c.pk == row.pk).values(last_sent_at=now))
         return True
 
