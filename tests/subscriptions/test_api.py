@@ -193,3 +193,18 @@ async def test_the_subscriptions_own_retry_policy_dead_letters(
     assert (await client.get(f"/fhir/Subscription/{sid}")).json()["status"] == "error"
     dead = await client.get(f"/fhir/Subscription/{sid}/$events")
     assert event_numbers(dead.json()) == [1]  # a dead-lettered event stays readable
+
+
+async def test_an_ended_subscription_goes_off_and_gets_no_events(
+    client: httpx.AsyncClient, receiver: Receiver, delivery: SubscriptionDelivery
+) -> None:
+    world = await World(client).build()
+    sid = await subscribe(client, {**subscription(receiver.url), "end": "2026-01-01T00:00:00Z"})
+    await delivery.run_due()  # the handshake activates it
+    await delivery.run_due()  # its end has passed: off
+    assert (await client.get(f"/fhir/Subscription/{sid}")).json()["status"] == "off"
+    await _walk(client, world, "receive")
+    await delivery.run_due()
+    assert receiver.of_type("event-notification") == []
+    status = await client.get(f"/fhir/Subscription/{sid}/$status")
+    assert parameter(status.json(), "events-since-subscription-start") == "0"
