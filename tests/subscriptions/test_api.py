@@ -208,3 +208,22 @@ async def test_an_ended_subscription_goes_off_and_gets_no_events(
     assert receiver.of_type("event-notification") == []
     status = await client.get(f"/fhir/Subscription/{sid}/$status")
     assert parameter(status.json(), "events-since-subscription-start") == "0"
+
+
+async def test_changes_to_a_subscription_are_audited(client: httpx.AsyncClient, database) -> None:
+    from sqlalchemy import select
+
+    from service.store.tables import audit_entities, audit_log
+
+    sid = await subscribe(client, subscription("https://clinic.example.org/hook"))
+    body = (await client.get(f"/fhir/Subscription/{sid}")).json()
+    assert (await client.put(f"/fhir/Subscription/{sid}", json=body, headers=FHIR)).status_code == 200
+    assert (await client.delete(f"/fhir/Subscription/{sid}")).status_code == 204
+    async with database.read() as conn:
+        rows = await conn.execute(
+            select(audit_log.c.subtype, audit_log.c.action)
+            .join(audit_entities, audit_entities.c.seq == audit_log.c.seq)
+            .where(audit_entities.c.ref == f"Subscription/{sid}")
+            .order_by(audit_log.c.seq)
+        )
+        assert [tuple(r) for r in rows] == [("create", "C"), ("update", "U"), ("delete", "D")]

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from service.api import audit_trail
 from service.api.access import Access, AccessDep
 from service.api.deps import DatabaseDep, IfMatchDep, ProgramDep
 from service.domain import Program
@@ -84,6 +85,9 @@ async def create_subscription(
         now = datetime.now(UTC)
         await store.create(conn, subscription_id, program.id, access.client_id, access.organization, parsed, now)
         row = await _own(conn, program.id, subscription_id, access)
+        await audit_trail.changing(
+            conn, request, access, program.id, "create", "C", entities=[f"Subscription/{row.id}"]
+        )
     return _answer(request, row, pretty, status=201)
 
 
@@ -152,6 +156,9 @@ async def update_subscription(
             raise PreconditionFailed("the Subscription changed since that version (If-Match)")
         await store.replace(conn, row.pk, row.version_id, parsed, datetime.now(UTC))
         row = await _own(conn, program.id, subscription_id, access)
+        await audit_trail.changing(
+            conn, request, access, program.id, "update", "U", entities=[f"Subscription/{row.id}"]
+        )
     return _answer(request, row, pretty)
 
 
@@ -163,11 +170,14 @@ async def update_subscription(
     response_class=Response,
 )
 async def delete_subscription(
-    subscription_id: FhirId, program: ProgramDep, access: AccessDep, database: DatabaseDep
+    request: Request, subscription_id: FhirId, program: ProgramDep, access: AccessDep, database: DatabaseDep
 ) -> Response:
     async with database.transaction() as conn:
         row = await _own(conn, program.id, subscription_id, access)
         await store.remove(conn, row.pk)
+        await audit_trail.changing(
+            conn, request, access, program.id, "delete", "D", entities=[f"Subscription/{row.id}"]
+        )
     return Response(status_code=204)
 
 
