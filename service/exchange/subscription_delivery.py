@@ -214,6 +214,8 @@ class SubscriptionDelivery:
             )
             if not pending or pending[0].next_attempt_at > now:
                 return False
+            # read after the events: its count covers every event number in the notification
+            row = (await conn.execute(select(subscriptions).where(subscriptions.c.pk == row.pk))).one()
             focus = [await events.focus_of(conn, row, event) for event in pending]
         bundle = events.notification(row, self._settings.base_url, "event-notification", focus, now)
         pks = [event.pk for event in pending]
