@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     )
     export_s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
     export_chunk_rows: int = Field(default=2000, ge=10, le=50_000, description="Rows an export reads per query.")
+    subscription_retry_horizon_seconds: float = Field(
+        default=86_400.0, gt=0, description="A notification undelivered this long after its event is dead-lettered."
+    )
+    subscription_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay of a notification (doubles, full jitter)."
+    )
+    subscription_retry_cap_seconds: float = Field(default=900.0, gt=0, description="Longest notification retry delay.")
+    subscription_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a subscription's delivery is one worker's before another may take it."
+    )
     otel_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",

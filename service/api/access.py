@@ -141,6 +141,20 @@ _FHIR_RULES = {
     },
     "fhir_group_read": Rule(Interaction.READ, "Group"),
     "fhir_group_search": Rule(Interaction.SEARCH, "Group"),
+    # subscriptions: any valid token; the handler allows only topics whose types the scopes may read,
+    # and a client sees its own subscriptions only
+    **{
+        name: Rule(None)
+        for name in (
+            "fhir_subscription_create",
+            "fhir_subscription_read",
+            "fhir_subscription_search",
+            "fhir_subscription_update",
+            "fhir_subscription_delete",
+            "fhir_subscription_status",
+            "fhir_subscription_events",
+        )
+    },
 }
 FHIR_TYPE_OF_KIND = {
     "specialist": "Practitioner",

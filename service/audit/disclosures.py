@@ -62,6 +62,7 @@ INTERACTIONS = {
     "deliver": "sent to the recipient's EHR",
     "poll": "exchanged while polling the recipient's EHR",
     "export": "bulk export",
+    "subscription-notification": "sent in a subscription notification",
     "claim-export": "sent to the payer in an 837P claim file",
 }
 

@@ -28,6 +28,7 @@ from .outgoing import Delivered
 from .poll_schedule import PollSchedule
 from .retry import Circuit
 from .smart_client import SmartClient
+from .subscription_delivery import SubscriptionDelivery
 
 __all__ = ["Counters", "RateLimit", "Worker"]
 
@@ -51,6 +52,7 @@ class Worker:
         self.outcomes = Outcomes(self.database, self.settings, self.name, self.circuit)
         self.delivery = Delivery(self.database, self.settings, self.endpoints, self.outcomes)
         self.polls = PollSchedule(self.database, self.endpoints, self.outcomes)
+        self.subscriptions = SubscriptionDelivery(self.database, self.settings, self.name, self.transport)
         self._leases_checked = -float("inf")  # when this worker last looked for leases that ran out
 
     @property
@@ -70,6 +72,7 @@ class Worker:
                 try:
                     busy = await self.flow(limit=self.settings.outbox_batch * FLOW_BATCHES, stop=stop)
                     busy += await self.poll_due()
+                    busy += await self.subscriptions.run_due()  # handshakes, notifications, heartbeats
                 except Exception:  # a database outage must not end the worker; it retries after a rest
                     log.exception("worker cycle failed")
                     busy = 0
@@ -80,6 +83,7 @@ class Worker:
             async with self.database.transaction() as conn:
                 await outbox.release(conn, self.name)
             await self.endpoints.aclose()
+            await self.subscriptions.aclose()
 
     async def run_once(self, only: str | None = None) -> int:
         """Claim one batch and deliver it. Returns the number of changes handled."""

@@ -551,3 +551,64 @@ claim_lines = Table(
     Index(None, "program_id", "session_id"),
     Index(None, "program_id", "service_date"),
 )
+
+# --- Subscriptions (R5 Backport IG on R4) ---------------------------------------------------------------
+# One row per Subscription: who made it (client, organisation: the data boundary its notifications stay
+# in), the topic (its canonical and PeerLink's key for it), the filters, the rest-hook channel, and the
+# last event number given out (events_count). The Subscription resource as the client sent it is kept.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False, unique=True),
+    Column("program_id", ID, ForeignKey("programs.id"), nullable=False),
+    Column("client_id", String(100), nullable=True),
+    Column("organization", String(300), nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("topic", String(300), nullable=False),
+    Column("topic_key", String(40), nullable=False),
+    Column("filters", JsonDocument, nullable=False),
+    Column("endpoint", String(1000), nullable=False),
+    Column("headers", JsonDocument, nullable=False),
+    Column("content", String(16), nullable=False),
+    Column("heartbeat_seconds", Integer, nullable=True),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("max_count", Integer, nullable=False),
+    Column("retry_hours", Integer, nullable=True),  # the subscription's own retry horizon, if it sets one
+    Column("end_at", UTCDateTime, nullable=True),
+    Column("resource", JsonDocument, nullable=False),
+    Column("events_count", Integer, nullable=False, default=0),
+    Column("version_id", Integer, nullable=False, default=1),
+    Column("error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_sent_at", UTCDateTime, nullable=True),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Index(None, "program_id", "status"),
+)
+
+# One row per event of a Subscription, written in the change's transaction: its number (1, 2, ... per
+# subscription), the focus (type, id, version of the projected resource), and its delivery: pending until
+# the endpoint answers 2xx (sent), retried with backoff, dead-lettered with the reason after the horizon.
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("subscription_pk", PK, ForeignKey("subscriptions.pk", ondelete="CASCADE"), nullable=False),
+    Column("event_number", Integer, nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    UniqueConstraint("subscription_pk", "event_number"),
+    UniqueConstraint(
+        "subscription_pk", "resource_type", "resource_id", "version_id", name="uq_subscription_events_focus"
+    ),
+    Index(None, "state", "next_attempt_at"),
+)

@@ -121,8 +121,9 @@ async def test_is_a_valid_capability_statement(statement):
 
 
 async def test_lists_exactly_the_served_resource_types(statement):
-    # and the partners' Groups of bulk export (service.api.fhir.bulk_capability)
-    assert [r["type"] for r in statement["rest"][0]["resource"]] == [*SEARCH_PARAMS, "Group"]
+    # and the partners' Groups of bulk export (service.api.fhir.bulk_capability), and Subscription
+    # with its topics (service.api.fhir.subscription_capability)
+    assert [r["type"] for r in statement["rest"][0]["resource"]] == [*SEARCH_PARAMS, "Group", "Subscription"]
 
 
 async def test_interactions_are_those_of_the_routes(app, statement):
@@ -192,6 +193,7 @@ async def test_follows_routes_as_they_are_added(app):
     assert {t for t, r in resources.items() if "create" in interactions(r)} == had["create"] | {
         "ServiceRequest",
         "Task",
+        "Subscription",  # its own routes (service.api.fhir.subscription)
     }
     assert {t for t, r in resources.items() if "patch" in interactions(r)} == had["patch"] | {"Goal"}
     assert statement["patchFormat"] == ["application/json-patch+json"]

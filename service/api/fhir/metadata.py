@@ -31,6 +31,7 @@ from service.fhir.search_params import SEARCH_PARAMS, ParamType, SearchParam
 
 from .bulk_capability import with_bulk_data
 from .responses import PrettyDep, base_url, fhir_response
+from .subscription_capability import with_subscriptions
 
 router = APIRouter(tags=["FHIR"])
 
@@ -379,6 +380,7 @@ def cached_statement(app: FastAPI) -> dict[str, Any]:
     if cache is not None and cache[0] == key:
         return cache[1]
     statement = capability_statement(served(fhir_routes(app)), base="http://localhost/fhir", date=datetime.now(UTC))
+    statement = with_subscriptions(statement, app.state.settings.base_url)  # the topics (subscription_capability)
     try:
         validate(statement)
     except FhirValidationError as exc:  # a bug here, never the client's doing
