@@ -73,12 +73,12 @@ async def test_events_stay_in_the_boundary_and_a_revocation_stops_the_focus(
 
     # what went out before the revocation stays in the participant's accounting of disclosures
     report = (await client.get(f"/peer/v1/participants/{consented}/disclosures")).json()
-    sent = [d for d in report["disclosures"] if d["interaction"] == "subscription-notification"]
+    sent = [d for d in report["disclosures"] if d["interaction"] == "sent in a subscription notification"]
     assert len(sent) == 1
     assert sent[0]["recipient_organization"] == HOSPITAL
     assert sent[0]["resources"] == [f"Encounter/{entry['resource']['id']}"]
     other_report = (await client.get(f"/peer/v1/participants/{other}/disclosures")).json()
-    assert [d for d in other_report["disclosures"] if d["interaction"] == "subscription-notification"] == []
+    assert [d for d in other_report["disclosures"] if d["interaction"] == "sent in a subscription notification"] == []
 
 
 async def test_a_client_subscribes_only_to_what_its_scopes_read(
