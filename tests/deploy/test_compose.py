@@ -22,6 +22,7 @@ from tests.deploy.tools import DEPLOY, ROOT, find_tool, run
 
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 PEERLINK_SERVICES = {"migrate", "gateway-1", "gateway-2", "worker", "sandbox"}
+EXPORT_DIR = "/var/lib/peerlink/exports"
 TRIAL_DATABASE_URL = "postgresql+asyncpg://peerlink:peerlink@postgres:5432/peerlink"
 SECRET_NAMES = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|API_KEY", re.IGNORECASE)
 # The trial database's own credentials: documented, and the database is never published on the host.
@@ -221,6 +222,29 @@ def test_secrets_are_read_only_mounts_from_deploy_secrets(services: dict[str, di
             if source.startswith("./secrets/"):
                 assert volume.endswith(":ro"), f"{name}: {volume} must be read-only"
         assert environment(services[name])["PEERLINK_KEYS_DIR"] == "/var/lib/peerlink/keys"
+
+
+def test_export_files_go_to_one_writable_volume_every_role_shares(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """The root file system is read-only: without a volume at PEERLINK_EXPORT_DIR every export would end
+    as a failed job. One named volume, writable, mounted by both gateways (either serves a download)
+    and the worker (it runs the jobs)."""
+    assert "exports" in compose["volumes"]
+    for name in ("gateway-1", "gateway-2", "worker"):
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert environment(service)["PEERLINK_EXPORT_DIR"] == EXPORT_DIR, name
+        mounts = [v for v in service["volumes"] if v.split(":")[1] == EXPORT_DIR]
+        assert mounts == [f"exports:{EXPORT_DIR}"], f"{name}: {mounts} (named volume, not :ro)"
+        assert "PEERLINK_EXPORT_S3_BUCKET" not in environment(service), name
+
+
+def test_the_export_mount_point_belongs_to_the_image_user() -> None:
+    """A new named volume copies the ownership of the image's directory: uid 10001 must own it."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    (install,) = re.findall(r"install -d -o 10001 -g 10001 [^\n]*", dockerfile)
+    assert EXPORT_DIR in install, install
 
 
 def test_no_secret_value_inline(services: dict[str, dict[str, Any]]) -> None:
