@@ -75,3 +75,19 @@ def test_billing_benchmark_runs_and_its_837p_validates(capsys):
     assert figures["text"].count("CLM*") == 40
     assert "pyx12 validation of an 837P of 40 claims: " in printed and ", 0 errors" in printed
     assert validate(figures["text"]) == []
+
+
+def test_subscription_benchmark_runs_small(capsys):
+    from tests.bench import bench_subscriptions
+
+    figures = bench_subscriptions.main(4)
+    printed = capsys.readouterr().out
+    assert figures["ratio"] > 0
+    assert re.search(
+        r"subscription notifications: 4 referral status changes .* (\d+) notifications of ~\d+ bytes", printed
+    )
+    assert re.search(r"bare POST round trip \(floor\) +p50 +[\d.]+ ms +p99 +[\d.]+ ms", printed), printed
+    for idle in (50, 1000):
+        assert re.search(rf"commit to receipt, idle +{idle} ms +p50 +[\d.]+ ms +p99 +[\d.]+ ms", printed), printed
+    assert re.search(r"ratio latency/floor \(p50, idle 50 ms\) = [\d.]+", printed)
+    assert figures["floor_p50_ms"] <= figures["floor_p99_ms"] and figures["short_p50_ms"] <= figures["short_p99_ms"]
