@@ -157,6 +157,7 @@ async def _prepare(url: str, endpoint: str, count: int) -> tuple[str, list[str]]
     try:
         async with database.transaction() as conn:
             program = await seed_demo(conn)
+            assert program is not None, "a fresh database is seeded"
             participant = (await conn.execute(select(participants.c.id).limit(1))).scalar_one()
             referrals = []
             for _ in range(count):
