@@ -5,13 +5,15 @@ PeerLink updated. ``subscription``: first the sandbox hospital (PeerLink's SMART
 ``sandbox-hospital``) subscribes at PeerLink's FHIR API to the Gravity Task topic, full-resource
 payload, rest-hook endpoint = the sandbox's ``/sandbox/notifications`` (``service.sandbox.subscriber``),
 and waits for the handshake; the loop runs; then it waits for the event-notification carrying
-PeerLink's Task for the referral as completed, and checks the event numbers are 1..n without a gap.
+PeerLink's Task for the referral as completed, checks the event numbers are 1..n without a gap, and
+waits for a heartbeat counting them all (``--heartbeat``, default 5 s).
 The subscription is deleted at the end.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any
 
 import httpx
@@ -34,7 +36,8 @@ from .scenarios import (
 
 TASK_TOPIC = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
-HEARTBEAT_SECONDS = 60
+HEARTBEAT_SECONDS = 5
+"""The heartbeat period the scenario asks for (short, so that it sees one)."""
 
 
 class Via(StrEnum):
@@ -42,7 +45,7 @@ class Via(StrEnum):
     subscription = "subscription"
 
 
-def subscription_body(endpoint: str, header: str) -> dict[str, Any]:
+def subscription_body(endpoint: str, header: str, heartbeat: int = HEARTBEAT_SECONDS) -> dict[str, Any]:
     return {
         "resourceType": "Subscription",
         "meta": {"profile": [BACKPORT + "backport-subscription"]},
@@ -56,7 +59,7 @@ def subscription_body(endpoint: str, header: str) -> dict[str, Any]:
             "_payload": {"extension": [{"url": BACKPORT + "backport-payload-content", "valueCode": "full-resource"}]},
             "header": [header],
             "extension": [
-                {"url": BACKPORT + "backport-heartbeat-period", "valueUnsignedInt": HEARTBEAT_SECONDS},
+                {"url": BACKPORT + "backport-heartbeat-period", "valueUnsignedInt": heartbeat},
                 {"url": BACKPORT + "backport-max-count", "valuePositiveInt": 20},
             ],
         },
@@ -77,7 +80,7 @@ def gapless(numbers: list[int]) -> bool:
     return bool(numbers) and sorted(set(numbers)) == list(range(1, max(numbers) + 1))
 
 
-async def by_subscription(loop: Loop) -> None:
+async def by_subscription(loop: Loop, heartbeat: int = HEARTBEAT_SECONDS) -> None:
     loop.step(f"the sandbox hospital ({HOSPITAL_CLIENT}) subscribes at PeerLink to the Gravity Task topic")
     hook = await loop.admin("POST", "/sandbox/subscriber")
     hospital = await hospital_client(loop)
@@ -86,7 +89,7 @@ async def by_subscription(loop: Loop) -> None:
             hospital,
             "POST",
             "/fhir/Subscription",
-            json=subscription_body(hook["endpoint"], hook["header"]),
+            json=subscription_body(hook["endpoint"], hook["header"], heartbeat),
             headers={"Content-Type": "application/fhir+json"},
         )
         path = f"/fhir/Subscription/{created['id']}"
@@ -123,6 +126,18 @@ async def by_subscription(loop: Loop) -> None:
                 f"Task/{received['task_id']} status completed; events {min(numbers)}..{max(numbers)} "
                 f"without a gap; notifications: {', '.join(kinds)}"
             )
+            looped.step(f"a heartbeat follows while nothing moves (every {heartbeat} s)")
+            seen = len(received["notifications"])
+
+            async def beat() -> dict[str, Any] | None:
+                later = (await looped.admin("GET", "/sandbox/subscriber"))["notifications"][seen:]
+                return next((n for n in later if n["type"] == "heartbeat"), None)
+
+            found = await looped.until("a heartbeat", beat)
+            counted = found["events_since_subscription_start"]
+            if counted != str(max(numbers)):
+                raise StepFailed(f"the heartbeat counts {counted} events, not {max(numbers)}")
+            looped.done(f"heartbeat: {counted} events since the subscription started")
 
         await referral_loop(loop, completed)
     finally:
@@ -140,7 +155,11 @@ def referral_loop_command(
     sandbox: Sandbox = "http://127.0.0.1:9090",
     timeout: Timeout = 60.0,
     via: ViaOption = Via.poll,
+    heartbeat: Annotated[int, typer.Option(min=1, help="With --via subscription: the heartbeat period, seconds.")] = (
+        HEARTBEAT_SECONDS
+    ),
 ) -> None:
     """Clinic referral -> poll -> accept -> two sessions -> delivered -> the clinic's Task completed
     (read at the EHR, or notified through a Subscription at PeerLink with ``--via subscription``)."""
-    run_scenario(by_subscription if via is Via.subscription else referral_loop, gateway, sandbox, timeout)
+    scenario = partial(by_subscription, heartbeat=heartbeat) if via is Via.subscription else referral_loop
+    run_scenario(scenario, gateway, sandbox, timeout)

@@ -57,6 +57,7 @@ def test_the_referral_loop_by_polling_and_by_subscription(running):  # noqa: F81
         "reach the EHR as Encounter + DocumentReference",
         "the clinic learns by notification that PeerLink's Task completed (no polling)",
         "status completed; events 1..",
+        "a heartbeat follows while nothing moves (every 5 s)",
     ):
         assert step in out, out
     assert "the clinic's Task at the EHR shows completed" not in out
@@ -64,6 +65,7 @@ def test_the_referral_loop_by_polling_and_by_subscription(running):  # noqa: F81
     got = received(running)
     kinds = [n["type"] for n in got["notifications"]]
     assert kinds[0] == "handshake" and "event-notification" in kinds
+    assert kinds[-1] == "heartbeat"
     numbers = got["events"]
     assert sorted(set(numbers)) == list(range(1, max(numbers) + 1))
     # the Task moved through several statuses (accepted, in progress, completed): one event each at least
@@ -74,6 +76,7 @@ def test_the_referral_loop_by_polling_and_by_subscription(running):  # noqa: F81
     assert [task["status"] for task in got["tasks"].values()] == ["completed"]
     # the last event-notification counts every event since the subscription started
     assert events[-1]["events_since_subscription_start"] == str(max(numbers))
+    assert got["notifications"][-1]["events_since_subscription_start"] == str(max(numbers))
 
 
 def test_the_rest_hook_refuses_a_caller_without_its_header(running):  # noqa: F811
