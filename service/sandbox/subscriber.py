@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from .outcome import operation_outcome
 
 NOTIFICATIONS = "/sandbox/notifications"
+KINDS = ("handshake", "heartbeat", "event-notification", "query-status", "query-event")
 
 
 @dataclass
@@ -45,45 +46,56 @@ class Subscriber:
         return {"notifications": self.notifications, "events": events, "tasks": self.tasks}
 
     def record(self, bundle: Any) -> str | None:
-        """Records one notification Bundle; an error text when it is not one."""
+        """Records one notification Bundle; an error text when it is not one (nothing is recorded then)."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "history":
             return "a notification is a Bundle of type history"
-        entries = bundle.get("entry") or []
-        status = (entries[0].get("resource") if entries and isinstance(entries[0], dict) else None) or {}
+        entries = _dicts(bundle.get("entry"))
+        status = _dict(entries[0].get("resource")) if entries else {}
         if status.get("resourceType") != "Parameters":
             return "the first entry of a notification is the SubscriptionStatus Parameters"
-        params = status.get("parameter") or []
-        values = {p.get("name"): p for p in params if isinstance(p, dict)}
+        params = _dicts(status.get("parameter"))
+        values = {p.get("name"): p for p in params}
+        kind = values.get("type", {}).get("valueCode")
+        if kind not in KINDS:
+            return f"the SubscriptionStatus type must be one of {', '.join(KINDS)}"
         events: list[int] = []
         focus: list[str] = []
-        for event in (p for p in params if isinstance(p, dict) and p.get("name") == "notification-event"):
-            parts = {part.get("name"): part for part in event.get("part") or [] if isinstance(part, dict)}
-            number = str((parts.get("event-number") or {}).get("valueString", ""))
-            if not number.isdigit():
-                return "a notification-event without an event-number"
+        for event in (p for p in params if p.get("name") == "notification-event"):
+            parts = {part.get("name"): part for part in _dicts(event.get("part"))}
+            number = parts.get("event-number", {}).get("valueString")
+            if not isinstance(number, str) or not number.isdigit():
+                return "each notification-event has an event-number"
             events.append(int(number))
-            if reference := (parts.get("focus") or {}).get("valueReference", {}).get("reference"):
-                focus.append(str(reference))
+            if isinstance(reference := _dict(parts.get("focus", {}).get("valueReference")).get("reference"), str):
+                focus.append(reference)
+        tasks = {}
         for entry in entries[1:]:
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict) and resource.get("resourceType") == "Task" and resource.get("id"):
-                self.tasks[str(resource["id"])] = {
+            resource = _dict(entry.get("resource"))
+            if resource.get("resourceType") == "Task" and isinstance(resource.get("id"), str):
+                tasks[resource["id"]] = {
                     "status": resource.get("status"),
-                    "identifier": [i.get("value") for i in resource.get("identifier") or [] if isinstance(i, dict)],
-                    "last_updated": (resource.get("meta") or {}).get("lastUpdated"),
+                    "identifier": [i.get("value") for i in _dicts(resource.get("identifier"))],
+                    "last_updated": _dict(resource.get("meta")).get("lastUpdated"),
                 }
+        self.tasks.update(tasks)
         self.notifications.append(
             {
-                "type": (values.get("type") or {}).get("valueCode"),
-                "subscription": (values.get("subscription") or {}).get("valueReference", {}).get("reference"),
-                "events_since_subscription_start": (values.get("events-since-subscription-start") or {}).get(
-                    "valueString"
-                ),
+                "type": kind,
+                "subscription": _dict(values.get("subscription", {}).get("valueReference")).get("reference"),
+                "events_since_subscription_start": values.get("events-since-subscription-start", {}).get("valueString"),
                 "events": events,
                 "focus": focus,
             }
         )
         return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [one for one in value if isinstance(one, dict)] if isinstance(value, list) else []
 
 
 def mount(app: FastAPI, admin: list[Any]) -> Subscriber:
