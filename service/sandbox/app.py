@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.auth.clients import RegisteredClient
 from service.domain.errors import BadRequest, PeerLinkError
 
-from . import clinic
+from . import clinic, subscriber
 from .config import ADMIN_HEADER, ClientRegistration, Knobs, SandboxConfig
 from .hospital import Sandbox, load_clients_file
 from .outcome import error_response, fhir_response, operation_outcome
@@ -64,6 +64,7 @@ def create_sandbox_app(config: SandboxConfig) -> FastAPI:
         description="A simulated hospital EHR with synthetic data, for integrators and tests.",
     )
     app.state.sandbox = sandbox
+    subscriber.mount(app, ADMIN)
 
     @app.exception_handler(PeerLinkError)
     async def _peerlink_error(request: Request, error: PeerLinkError) -> Response:

@@ -159,7 +159,10 @@ def sandbox(
 
 
 def _scenarios() -> None:
-    from . import scenario_outcomes  # noqa: F401 - registers the outcomes-loop command
+    from . import (
+        scenario_outcomes,  # noqa: F401 - registers the outcomes-loop command
+        scenario_subscription,  # noqa: F401 - registers the referral-loop command
+    )
     from .scenarios import scenario_app
 
     sandbox_app.add_typer(scenario_app, name="scenario")

@@ -226,7 +226,13 @@ async def clinic_referral(loop: Loop) -> tuple[dict[str, Any], dict[str, Any], d
     return sent, referral, specialist
 
 
-async def referral_loop(loop: Loop) -> None:
+ClinicView = Callable[[Loop, dict[str, Any], dict[str, Any], list[str]], Awaitable[None]]
+"""How the clinic learns the referral closed: (loop, what it sent, the referral, the Encounters delivered)."""
+
+
+async def referral_loop(loop: Loop, clinic_view: ClinicView | None = None) -> None:
+    """``clinic_view``: how the clinic learns the referral closed (default: reading its Task at the EHR,
+    which PeerLink updated)."""
     sent, referral, specialist = await clinic_referral(loop)
     participant_id = referral["participant_id"]
     loop.step("the participant's consent to share with the hospital")
@@ -261,6 +267,10 @@ async def referral_loop(loop: Loop) -> None:
         delivered.append(f"Encounter/{encounter['id']}")
         loop.done(f"Encounter/{encounter['id']}, DocumentReference/{note['id']}")
 
+    await (clinic_view or task_at_the_ehr)(loop, sent, referral, delivered)
+
+
+async def task_at_the_ehr(loop: Loop, sent: dict[str, Any], referral: dict[str, Any], delivered: list[str]) -> None:
     loop.step("the clinic's Task at the EHR shows completed with the sessions as output")
 
     async def closed() -> dict[str, Any] | None:
@@ -366,14 +376,6 @@ def run_scenario(
 Gateway = Annotated[str | None, typer.Option(help="Gateway URL (default: PEERLINK_PUBLIC_URL or HOST:PORT).")]
 Sandbox = Annotated[str, typer.Option(help="Sandbox EHR root URL.")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for each asynchronous step.")]
-
-
-@scenario_app.command("referral-loop")
-def referral_loop_command(
-    gateway: Gateway = None, sandbox: Sandbox = "http://127.0.0.1:9090", timeout: Timeout = 60.0
-) -> None:
-    """Clinic referral -> poll -> accept -> two sessions -> delivered -> the clinic's Task completed."""
-    run_scenario(referral_loop, gateway, sandbox, timeout)
 
 
 @scenario_app.command("care-team-sync")
