@@ -26,6 +26,29 @@ def _day(value: str | None, option: str) -> date | None:
         raise fail(f"{option} is a day, YYYY-MM-DD") from None
 
 
+def _period(from_: str | None, to: str | None, format_: str, today: date) -> tuple[date, date]:
+    """The report's days, checked with its format (a bad option is a usage error, exit 2)."""
+    from service.domain.errors import BadRequest
+    from service.reports import period
+
+    if format_ not in FORMATS:
+        raise fail("--format is json, csv or html")
+    try:
+        return period(_day(from_, "--from"), _day(to, "--to"), today)
+    except BadRequest as error:
+        raise fail(error.detail) from None
+
+
+def _write(data: bytes, out: Path | None, what: str) -> None:
+    """The report on standard output, or in ``out`` with a line on standard error saying so."""
+    if out is None:
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        sys.stdout.flush()
+        return
+    out.write_bytes(data)
+    typer.echo(f"{what} written to {out}", err=True)
+
+
 @report_app.command("outcomes")
 def outcomes(
     from_: Annotated[
@@ -37,21 +60,15 @@ def outcomes(
     program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
 ) -> None:
     """Outcomes per instrument and engagement, by modality and by specialist, small cells suppressed."""
-    from service.domain.errors import BadRequest
     from service.domain.instruments import load_registry
     from service.records.programs import get_by_code
-    from service.reports import outcome_report, period
+    from service.reports import outcome_report
     from service.reports.html import as_html
     from service.reports.render import as_csv, as_json
 
     settings = get_settings()
-    if format_ not in FORMATS:
-        raise fail("--format is json, csv or html")
     now = datetime.now(UTC)
-    try:
-        start, end = period(_day(from_, "--from"), _day(to, "--to"), now.date())
-    except BadRequest as error:
-        raise fail(error.detail) from None
+    start, end = _period(from_, to, format_, now.date())
     registry = load_registry(settings.instruments_dir)
 
     async def work(database: Any) -> Any:
@@ -66,12 +83,7 @@ def outcomes(
         data = as_csv(report).encode()
     else:
         data = as_html(report).encode()
-    if out is None:
-        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
-        sys.stdout.flush()
-        return
-    out.write_bytes(data)
-    typer.echo(f"outcome report ({format_}, {start} to {end}) written to {out}", err=True)
+    _write(data, out, f"outcome report ({format_}, {start} to {end})")
 
 
 @report_app.command("matching")
@@ -85,23 +97,17 @@ def matching(
     program: Annotated[str | None, typer.Option(help="Program code (default PEERLINK_DEFAULT_PROGRAM).")] = None,
 ) -> None:
     """Engagement by match factor and participant group, and suggested weights (never applied)."""
-    from service.domain.errors import BadRequest
     from service.domain.matching.config import MatchingConfigError, load_config
     from service.records.programs import get_by_code
-    from service.reports import period
     from service.reports.matching_html import as_html
     from service.reports.matching_render import as_csv, as_json
     from service.reports.matching_report import compose, matching_facts
 
     settings = get_settings()
-    if format_ not in FORMATS:
-        raise fail("--format is json, csv or html")
     now = datetime.now(UTC)
+    start, end = _period(from_, to, format_, now.date())
     try:
-        start, end = period(_day(from_, "--from"), _day(to, "--to"), now.date())
         config = load_config(settings.matching_dir)
-    except BadRequest as error:
-        raise fail(error.detail) from None
     except MatchingConfigError as error:
         raise fail(f"matching configuration: {error}") from None
 
@@ -118,9 +124,4 @@ def matching(
         data = as_csv(report).encode()
     else:
         data = as_html(report).encode()
-    if out is None:
-        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
-        sys.stdout.flush()
-        return
-    out.write_bytes(data)
-    typer.echo(f"matching report ({format_}, {start} to {end}) written to {out}", err=True)
+    _write(data, out, f"matching report ({format_}, {start} to {end})")
