@@ -29,8 +29,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest-xdist: PYTEST_WORKERS processes (many tests wait on subprocesses and I/O, so more than the cores),
+# a test file per unit of work (its module fixtures set up once), the end-to-end files first (conftest).
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 sandbox: $(STAMP)
 	$(BIN)/peerlink sandbox

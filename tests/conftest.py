@@ -1,23 +1,34 @@
 """Shared fixtures. Storage and API tests run on SQLite, and on PostgreSQL too when
-PEERLINK_TEST_DATABASE_URL is set (one parametrized fixture, the same tests)."""
+PEERLINK_TEST_DATABASE_URL is set (one parametrized fixture, the same tests).
+
+Under pytest-xdist (`make pytest` runs `-n`) every worker process has a PostgreSQL database of its own,
+``<database>_<worker id>``, made when the worker starts and dropped when it ends; PG_URL (and the
+environment variable, for anything the tests start) names it. Temporary folders are per worker already;
+tests that serve on loopback take a free port (tests/e2e/gateway.py `free_port`), never a fixed one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.auth import clients
 from service.auth.keys import SigningKeys
+from service.cli.seed import seed_demo
 from service.domain import Program, ProgramFields
 from service.records.programs import create_program
 from service.settings import Settings
@@ -26,8 +37,77 @@ from service.store.migrate import upgrade
 from service.store.tables import metadata
 from tests.auth_support import FULL_SCOPES, ClientKey, fetch_token, rsa_key
 
-PG_URL = os.environ.get("PEERLINK_TEST_DATABASE_URL")
+PG_BASE_URL = os.environ.get("PEERLINK_TEST_DATABASE_URL")
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set by pytest-xdist in its workers: gw0, gw1, ...
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _dsn(url: str) -> str:
+    """The asyncpg form of a SQLAlchemy PostgreSQL URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+PG_URL = PG_BASE_URL
+if PG_BASE_URL and XDIST_WORKER:
+    PG_URL = _with_database(PG_BASE_URL, f"{make_url(PG_BASE_URL).database}_{XDIST_WORKER}")
+    os.environ["PEERLINK_TEST_DATABASE_URL"] = PG_URL
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+
+
+def in_thread(work: Any) -> Any:
+    """Run the coroutine ``work`` to the end in an event loop of its own (a session fixture may be set
+    up from inside a test's running loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def _admin(*statements: str) -> None:
+    """Statements on the server of PEERLINK_TEST_DATABASE_URL, through the database it names."""
+    assert PG_BASE_URL
+    conn = await asyncpg.connect(_dsn(PG_BASE_URL))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def create_pg_database(name: str, template: str | None = None) -> str:
+    """A fresh database on the test server (commits not waited for: it is thrown away); returns its URL."""
+    assert PG_BASE_URL
+    copy = f' TEMPLATE "{template}"' if template else ""
+    in_thread(
+        _admin(
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}"{copy}',
+            f'ALTER DATABASE "{name}" SET synchronous_commit TO off',
+        )
+    )
+    return _with_database(PG_BASE_URL, name)
+
+
+def drop_pg_database(name: str) -> None:
+    in_thread(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if PG_URL and PG_URL != PG_BASE_URL:
+        create_pg_database(str(make_url(PG_URL).database))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if PG_URL and PG_URL != PG_BASE_URL:
+        drop_pg_database(str(make_url(PG_URL).database))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests (real processes, the longest ones) first, so that under xdist they start
+    early on different workers instead of ending the run; the order within each group is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +134,55 @@ async def _truncate(database: Database) -> None:
             await conn.execute(table.delete())
 
 
+async def _seed(url: str) -> None:
+    database = Database(url)
+    try:
+        async with database.transaction() as conn:
+            assert await seed_demo(conn) is not None
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_demo_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The migrated SQLite file with the demo program of `peerlink seed`, seeded once per session."""
+    path = tmp_path_factory.mktemp("demo-template") / "demo.db"
+    shutil.copy(sqlite_template, path)
+    in_thread(_seed(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_demo_template() -> Iterator[str]:
+    """A PostgreSQL database, migrated and seeded with the demo program once per session (and worker),
+    copied for each test that wants it with CREATE DATABASE ... TEMPLATE; yields its name."""
+    assert PG_URL
+    name = f"{make_url(PG_URL).database}_demo"
+    url = create_pg_database(name)
+    upgrade(url)
+    in_thread(_seed(url))
+    yield name
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def demo_seeded() -> bool:
+    """Whether ``database`` starts with the demo program of `peerlink seed` (seeded once per session and
+    copied, not seeded per test). Override it to return True in a conftest or test module."""
+    return False
+
+
 @pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def database(request: pytest.FixtureRequest, tmp_path: Path, demo_seeded: bool) -> AsyncIterator[Database]:
+    copied: str | None = None
     if request.param == "sqlite":
         path = tmp_path / "peerlink.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        shutil.copy(request.getfixturevalue("sqlite_demo_template" if demo_seeded else "sqlite_template"), path)
         db = Database(f"sqlite+aiosqlite:///{path}")
+    elif demo_seeded:
+        template = request.getfixturevalue("postgres_demo_template")
+        copied = f"{template}_{uuid.uuid4().hex[:8]}"
+        db = Database(create_pg_database(copied, template=template))
     else:
         db = Database(request.getfixturevalue("postgres_migrated"))
         await _truncate(db)
@@ -67,6 +190,8 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield db
     finally:
         await db.dispose()
+        if copied:
+            drop_pg_database(copied)
 
 
 BASE_URL = "http://peerlink.test"

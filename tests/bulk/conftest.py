@@ -1,4 +1,5 @@
-"""Fixtures of the bulk export tests: the gateway in process on the demo data of `peerlink seed`,
+"""Fixtures of the bulk export tests: the gateway in process on the demo data of `peerlink seed` (seeded
+once per session and copied for each test: ``demo_seeded``),
 with its export folder in the test's temporary folder; export jobs are run by an ExportRunner
 driven in the test (the in-process app's lifespan does not run under the ASGI transport)."""
 
@@ -12,8 +13,8 @@ import pytest
 
 from service.app import create_app
 from service.bulk.runner import ExportRunner
-from service.cli.seed import seed_demo
 from service.domain import Program
+from service.records.programs import get_by_code
 from service.settings import Settings
 from service.store import Database
 from tests.auth_support import FULL_SCOPES, fetch_token
@@ -34,11 +35,15 @@ def settings(database: Database, keys_dir: Path, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def demo_seeded() -> bool:
+    return True
+
+
+@pytest.fixture
 async def demo(database: Database) -> Program:
-    async with database.transaction() as conn:
-        program = await seed_demo(conn)
-    assert program is not None
-    return program
+    """The demo program of `peerlink seed` (the copied database holds it)."""
+    async with database.read() as conn:
+        return await get_by_code(conn, "demo")
 
 
 @pytest.fixture

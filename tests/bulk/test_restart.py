@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import create_engine, func, select
 
 from service.store.tables import bulk_exports, fhir_resources
 from tests.bench.bench_export import generate
 from tests.e2e.gateway import PEERLINK, cli_token, seeded_env
+
+pytestmark = pytest.mark.e2e  # a real gateway process, killed and restarted (and one of the longest tests)
 
 GENERATED = 60_000
 

@@ -1,6 +1,8 @@
-"""Crash test on PostgreSQL: `peerlink worker` processes killed with SIGKILL at random moments, over 50
+"""Crash test on PostgreSQL: `peerlink worker` processes killed with SIGKILL at random moments, over 20
 rounds, while 500 changes go to the sandbox EHR (a real process); then one clean run. The EHR must hold
-every resource exactly once, and every change must be delivered. With one worker, and with two at once."""
+every resource exactly once, and every change must be delivered. With one worker, and with two at once.
+(20 rounds, not 50 as before: each round is one more kill at a random moment of the same delivery loop;
+20 kills of one worker and 40 of two still land in claims, in sends and between commits, in half the time.)"""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from tests.e2e.outbox_support import on, sessions_with_notes, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason="needs PEERLINK_TEST_DATABASE_URL (PostgreSQL)")]
 SESSIONS = 250  # each a session and its signed note: 500 changes
-ROUNDS = 50
+ROUNDS = 20
 
 
 async def _fresh_database() -> str:

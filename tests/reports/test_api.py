@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.cli.seed import seed_demo
+from service.records.programs import get_by_code
 from service.reports.render import COLUMNS
 from service.settings import Settings
 from service.store import Database
@@ -26,11 +26,17 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
+def demo_seeded(request: pytest.FixtureRequest) -> bool:
+    """The tests on the seeded demo data start from the copied seeded database; the others from an empty one."""
+    return "seeded" in request.fixturenames
+
+
+@pytest.fixture
 async def seeded(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway in process on the demo data of `peerlink seed`, as the demo program's client."""
-    async with database.transaction() as conn:
-        program = await seed_demo(conn)
-    assert program is not None
+    """The gateway in process on the demo data of `peerlink seed` (seeded once per session and copied:
+    ``demo_seeded``), as the demo program's client."""
+    async with database.read() as conn:
+        program = await get_by_code(conn, "demo")
     app = create_app(settings, database)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http:
         key = await register_client(database, program, "reporter", FULL_SCOPES)
