@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select
 
 from service.store.tables import bulk_exports, fhir_resources
 from tests.bench.bench_export import generate
-from tests.e2e.gateway import PEERLINK, cli_token, seeded_env
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS, cli_token, seeded_env
 
 pytestmark = pytest.mark.e2e  # a real gateway process, killed and restarted (and one of the longest tests)
 
@@ -28,7 +28,7 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("a") as out:
         process = subprocess.Popen([PEERLINK, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{env['PEERLINK_PORT']}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

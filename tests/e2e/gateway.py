@@ -16,6 +16,9 @@ from typing import NamedTuple
 import httpx
 
 PEERLINK = str(Path(sys.executable).parent / "peerlink")
+STARTUP_SECONDS = 120.0
+"""How long a process started by a test may take to become ready: imports alone take seconds, and many
+more on a loaded machine (parallel test workers, CI). Only a process that never gets ready waits so long."""
 
 
 def free_port() -> int:
@@ -65,7 +68,7 @@ def running_gateway(workdir: Path, log_level: str = "WARNING") -> Iterator[Gatew
         process = subprocess.Popen([PEERLINK, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{env['PEERLINK_PORT']}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

@@ -58,7 +58,7 @@ from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade
 from service.store.tables import ehr_connections
-from tests.e2e.gateway import PEERLINK, free_port
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS, free_port
 
 GATEWAYS = 2
 CONCURRENCY = 16
@@ -141,7 +141,7 @@ def process(command: list[str], env: dict[str, str], log: Path, ready_url: str |
     with log.open("a") as out:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + STARTUP_SECONDS
         while ready_url is not None:
             try:
                 if httpx.get(ready_url, timeout=1).status_code == 200:
@@ -336,7 +336,7 @@ def _run(workdir: Path, url: str, workers: int, verify: bool, backlog: int, rede
     run = ScaleRun(workers)
     logs = [workdir / f"gateway-{i + 1}.log" for i in range(GATEWAYS)] + [workdir / "workers.log"]
     with contextlib.ExitStack() as stack:
-        sandbox = stack.enter_context(running_sandbox(workdir))
+        sandbox = stack.enter_context(running_sandbox(workdir, ready_timeout=STARTUP_SECONDS))
         logs.append(sandbox.log)
         asyncio.run(_pair(Settings(database_url=url, keys_dir=keys_dir), sandbox, url))
         roles: dict[str, list[int]] = {"gateways": [], "workers": [], "sandbox": [sandbox.pid]}

@@ -24,7 +24,7 @@ from fhirpy import AsyncFHIRClient
 from joserfc.jwk import RSAKey
 from sqlalchemy.engine import make_url
 
-from tests.e2e.gateway import PEERLINK, Gateway, free_port, running_gateway
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS, Gateway, free_port, running_gateway
 
 pytestmark = pytest.mark.e2e
 PG_URL = os.environ.get("PEERLINK_TEST_DATABASE_URL")
@@ -147,7 +147,7 @@ def serve(env: dict[str, str], log: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.gateway import PEERLINK, free_port, seeded_env
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS, free_port, seeded_env
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         )
     base = f"http://127.0.0.1:{env['PEERLINK_PORT']}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200 and "paired" in log.read_text():

@@ -26,7 +26,7 @@ from service.settings import Settings
 from service.store import Database
 from service.store.migrate import upgrade
 from tests.conftest import PG_URL
-from tests.e2e.gateway import PEERLINK
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS
 from tests.e2e.outbox_support import on, sessions_with_notes, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason="needs PEERLINK_TEST_DATABASE_URL (PostgreSQL)")]
@@ -95,7 +95,7 @@ def _crash_rounds(tmp_path: Path, url: str, workers: int) -> None:
     settings = Settings(database_url=url, keys_dir=tmp_path / "keys")
     rng = random.Random(20261125)
     on(url, _seed)
-    with running_sandbox(tmp_path) as sandbox:
+    with running_sandbox(tmp_path, ready_timeout=STARTUP_SECONDS) as sandbox:
         asyncio.run(pair(settings, sandbox.root, sandbox.admin_secret, sandbox.fhir_base))
         before = httpx.get(f"{sandbox.root}/sandbox/state", headers={"X-Sandbox-Admin": sandbox.admin_secret}).json()
         on(url, _changes)

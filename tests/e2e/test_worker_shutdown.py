@@ -16,7 +16,7 @@ from service.sandbox.control import running_sandbox
 from service.sandbox.pairing import pair
 from service.settings import Settings
 from service.store import Database
-from tests.e2e.gateway import PEERLINK, seeded_env
+from tests.e2e.gateway import PEERLINK, STARTUP_SECONDS, seeded_env
 from tests.e2e.outbox_support import on, sessions_with_notes, states
 
 pytestmark = pytest.mark.e2e
@@ -31,14 +31,14 @@ def test_sigterm_mid_delivery_loses_nothing(tmp_path: Path):
     env = {**seeded_env(tmp_path), "PEERLINK_WORKER_IDLE_SECONDS": "0.1", "PEERLINK_OUTBOX_BATCH": "4"}
     url = env["PEERLINK_DATABASE_URL"]
     settings = Settings(database_url=url, keys_dir=Path(env["PEERLINK_KEYS_DIR"]))
-    with running_sandbox(tmp_path, "--latency-ms", "300") as sandbox:
+    with running_sandbox(tmp_path, "--latency-ms", "300", ready_timeout=STARTUP_SECONDS) as sandbox:
         asyncio.run(pair(settings, sandbox.root, sandbox.admin_secret, sandbox.fhir_base))
         headers = {"X-Sandbox-Admin": sandbox.admin_secret}
         before = httpx.get(f"{sandbox.root}/sandbox/state", headers=headers).json()["counts"]
         on(url, _sessions)
         log = (tmp_path / "worker.log").open("w")
         worker = subprocess.Popen([PEERLINK, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_SECONDS  # the worker starts, then sends
         while on(url, states).get("sending", 0) == 0:  # wait until deliveries are in flight
             assert time.monotonic() < deadline and worker.poll() is None
             time.sleep(0.05)

@@ -15,6 +15,7 @@ from service.sandbox import ReferralRequest
 from service.sandbox.cli import _keys_folder
 from service.sandbox.control import SandboxAdmin, running_sandbox
 from tests.auth_support import rsa_key
+from tests.e2e.gateway import STARTUP_SECONDS
 from tests.sandbox.support import pem
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sandbox(workdir):
-    with running_sandbox(workdir, "--clients", str(workdir / "clients.json")) as running:
+    with running_sandbox(workdir, "--clients", str(workdir / "clients.json"), ready_timeout=STARTUP_SECONDS) as running:
         yield running
 
 
@@ -76,7 +77,9 @@ def test_check_command_passes_against_the_process(sandbox, workdir):
 
 
 def test_check_command_fails_against_a_deficient_process(workdir, tmp_path):
-    with running_sandbox(tmp_path, "--deficient", "--clients", str(workdir / "clients.json")) as deficient:
+    with running_sandbox(
+        tmp_path, "--deficient", "--clients", str(workdir / "clients.json"), ready_timeout=STARTUP_SECONDS
+    ) as deficient:
         done = run_check(deficient.fhir_base, workdir, "--json")
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads(done.stdout)
