@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mappings.ids import fhir_id
-from service.console.program import caseload, chart, claims, disclosures, inbox, participants, timeline
+from service.console.program import chart, claims, disclosures, inbox, participants, timeline
 from service.domain.billing import load_payers
 from service.domain.errors import IllegalTransition, NotFound, PreconditionFailed, RuleViolation
 from service.domain.instruments import load_registry
@@ -22,12 +22,9 @@ from tests.factories import (
     World,
     assessment_body,
     at,
-    care_team_body,
     consent_body,
     create,
     participant_body,
-    referral_body,
-    specialist_body,
 )
 
 HOSPITAL = {"type": "other", "system": "urn:oid:2.16.840.1.113883.3.7001", "value": "general-hospital"}
@@ -38,24 +35,14 @@ async def world(client):
     return await World(client).build()
 
 
-async def test_caseload_is_care_team_and_open_referrals(client, database, program, world):
-    mine, other = world.ids["specialist"], (await create(client, "specialists", specialist_body()))["id"]
-    held = (await create(client, "participants", participant_body(identifiers=[])))["id"]
-    ended = (await create(client, "participants", participant_body(identifiers=[])))["id"]
-    referral = (await create(client, "referrals", referral_body(held)))["id"]
-    for step, body in (("receive", {"by": "t"}), ("accept", {"by": "t", "specialist_id": other})):
-        assert (await client.post(f"/peer/v1/referrals/{referral}/{step}", json=body)).status_code == 200
-    period = {"start": str(TODAY - timedelta(days=60)), "end": str(TODAY - timedelta(days=1))}
-    await create(client, "care-team-members", care_team_body(ended, mine, period=period))
+async def test_participant_listing_all_or_some(client, database, program, world):
+    other = (await create(client, "participants", participant_body(identifiers=[])))["id"]
     async with database.read() as conn:
-        assert await caseload.caseload(conn, program.id, mine, TODAY) == {world.ids["participant"]}
-        assert await caseload.caseload(conn, program.id, other, TODAY) == {held}
-        assert await caseload.on_caseload(conn, program.id, other, held, TODAY)
-        assert not await caseload.on_caseload(conn, program.id, mine, held, TODAY)
-        page = await participants.listing(conn, program.id, only={held})
-        assert [p.id for p in page.items] == [held] and page.next_cursor is None
+        page = await participants.listing(conn, program.id, only={other})
+        assert [p.id for p in page.items] == [other] and page.next_cursor is None
         everyone = await participants.listing(conn, program.id, only=None)
-        assert {p.id for p in everyone.items} == {world.ids["participant"], held, ended}
+        assert {p.id for p in everyone.items} == {world.ids["participant"], other}
+        assert (await participants.listing(conn, program.id, only=set())).items == []
 
 
 async def test_inbox_accept_through_matching(client, database, program, world):
