@@ -6,10 +6,10 @@ through the referral's use cases."""
 from __future__ import annotations
 
 import pytest
-from service.console.roles import Role
 from sqlalchemy import select
 
 from mappings.ids import fhir_id
+from service.console.roles import Role
 from service.domain.referral import Referral
 from service.store import RecordRepository
 from service.store import kinds as k
@@ -207,7 +207,8 @@ async def test_disclosures_page_lists_a_real_read(console, database, program, wo
     assert page.status_code == 200
     html = page.text
     assert "Who received my information" in html and "Robin Example" in html
-    assert program_world.HOSPITAL_ORG in html and "read: 1 Patient" in html and "TREAT" in html
+    assert "General Hospital" in html and program_world.HOSPITAL_ORG in html
+    assert "read: 1 Patient" in html and "TREAT" in html
     assert 'class="stacked no-print"' in html
     none = await console.get(f"/console/program/participants/{world.other_participant}/disclosures")
     assert none.status_code == 200 and "were not given to any organisation" in none.text

@@ -48,6 +48,16 @@ class Review:
     ranking: Ranking
     open: bool
 
+    @property
+    def assigned(self) -> str | None:
+        """The assigned specialist's name (the ranking names every specialist of the program)."""
+        wanted = self.referral.assigned_specialist_id
+        if wanted is None:
+            return None
+        names = {m.specialist_id: m.specialist_name for m in self.ranking.matches}
+        names |= {e.specialist_id: e.specialist_name for e in self.ranking.excluded}
+        return names.get(wanted, wanted)
+
 
 async def _names(conn: AsyncConnection, program_id: str, ids: set[str]) -> dict[str, str]:
     found = await RecordRepository(k.PARTICIPANTS).find_all(conn, program_id, "id", sorted(ids))

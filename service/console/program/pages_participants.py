@@ -15,6 +15,7 @@ from service.console.caseload import caseload, require_participant
 from service.console.roles import CLINICAL_READERS, Role
 from service.console.security import CurrentUser, require_roles
 from service.console.web import add_nav, render
+from service.domain.assessment import ChangeKind
 
 from . import chart, participants, timeline
 from .common import instruments, program_of, viewed
@@ -24,6 +25,13 @@ Reader = Annotated[CurrentUser, require_roles(CLINICAL_READERS)]
 ParticipantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-._]{1,64}$")]
 DISCLOSURE_READERS = frozenset({Role.PROGRAM_ADMIN, Role.SUPERVISOR, Role.AUDITOR})
 HOME = "/console/program/participants"
+CHANGE_WORDS = {
+    ChangeKind.BASELINE: "baseline",
+    ChangeKind.RELIABLE_IMPROVEMENT: "reliable improvement",
+    ChangeKind.RELIABLE_DETERIORATION: "reliable deterioration",
+    ChangeKind.NO_RELIABLE_CHANGE: "no reliable change",
+    ChangeKind.UNKNOWN: "the instrument names no threshold for a reliable change",
+}
 
 add_nav("Participants", HOME, CLINICAL_READERS, "Program")
 
@@ -64,5 +72,6 @@ async def participant_timeline(request: Request, participant_id: ParticipantId, 
         "charts": charts,
         "today": datetime.now(UTC).date(),
         "may_see_disclosures": user.role in DISCLOSURE_READERS,
+        "change_words": CHANGE_WORDS,
     }
     return render(request, "program/timeline.html", context)
