@@ -662,3 +662,16 @@ console_oidc_states = Table(
     Column("next_url", String(500), nullable=False),
     Column("created_at", UTCDateTime, nullable=False, index=True),
 )
+
+# Spreadsheet import (service.imports): which row of a program's spreadsheet made which record, so a
+# re-import of the same rows creates nothing twice. ``external_id`` is the file's own row id (no PHI by
+# rule of the template); ``kind`` the import kind (participants, specialists, sessions, session-notes).
+import_rows = Table(
+    "import_rows",
+    metadata,
+    Column("program_id", ID, ForeignKey("programs.id"), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("record_id", ID, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+)
