@@ -144,3 +144,11 @@ async def test_unreadable_files_are_4xx_pages(console, database, program):
     )
     assert broken.status_code in (400, 415)
     assert await _count(database) == 0
+    page = await console.get(HOME)
+    assert "at most 34 KiB" in page.text  # the test gateway's 64 kB body limit, less the form, as base64
+    rows = [participant(f"p-{i}", "Long") for i in range(650)]
+    large = csv_bytes(table("participants", rows))
+    assert 35 * 1024 < len(large) < 60_000
+    too_large = await _check(console, token, "people.csv", large)
+    assert too_large.status_code == 413 and "split it" in too_large.text
+    assert await _count(database) == 0

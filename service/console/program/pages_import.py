@@ -34,6 +34,19 @@ IMPORTERS = frozenset({Role.PROGRAM_ADMIN, Role.SUPERVISOR})
 Importer = Annotated[CurrentUser, require_roles(IMPORTERS)]
 Kind = Annotated[str, Form(max_length=20)]
 HOME = "/console/program/import"
+FORM_OVERHEAD = 16 * 1024  # the confirm form's other fields and encoding
+
+
+def largest_file(request: Request) -> int:
+    """The largest file the two steps can carry: the engine's limit, and the gateway's request-body
+    limit for the confirm form, which carries the file in base64 (4 bytes for every 3)."""
+    body_limit: int = request.app.state.settings.max_body_bytes
+    return max(0, min(MAX_BYTES, (body_limit - FORM_OVERHEAD) * 3 // 4))
+
+
+def size_text(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
+
 
 add_nav("Import spreadsheets", HOME, IMPORTERS, "Program")
 
@@ -57,7 +70,7 @@ def _page(
         "error": error,
         "filename": filename,
         "content": base64.b64encode(content).decode("ascii") if report is not None and report.ok else "",
-        "max_mib": MAX_BYTES // (1024 * 1024),
+        "largest": size_text(largest_file(request)),
     }
     return render(request, "program/import.html", context, status=status)
 
@@ -103,10 +116,14 @@ async def _run(
 @router.post("/check")
 async def import_check(request: Request, user: Importer, kind: Kind, file: Annotated[UploadFile, File()]) -> Response:
     """The dry run: every row checked, nothing written."""
-    content = await file.read(MAX_BYTES + 1)
+    largest = largest_file(request)
+    content = await file.read(largest + 1)
     name = (file.filename or "")[-200:]
     if not content:
         return _page(request, kind=kind, error="Choose a file to check (it is empty or none was sent).", status=400)
+    if len(content) > largest:
+        error = f"The file is larger than {size_text(largest)}; split it into smaller files."
+        return _page(request, kind=kind, error=error, status=413)
     return await _run(request, user, kind, name, content, dry_run=True)
 
 
