@@ -15,6 +15,7 @@ from service.cli.outbox import deadletters_app, worker
 from service.cli.preview import map_record, openapi
 from service.cli.report import report_app
 from service.cli.up import up
+from service.cli.users import users_app
 from service.exchange.conformance.command import check
 from service.sandbox.cli import sandbox_app
 
@@ -37,5 +38,6 @@ app.command("seed")(seed)
 app.command("serve")(serve)
 app.command("map")(map_record)
 app.command("openapi")(openapi)
+app.add_typer(users_app, name="users")
 
 __all__ = ["app"]

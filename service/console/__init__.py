@@ -45,7 +45,7 @@ from starlette.staticfiles import StaticFiles
 from service.audit import write
 from service.domain.errors import PeerLinkError
 
-from . import program, signin
+from . import integration, oidc, program, signin, technical
 from .audit import record
 from .security import ConsoleRefused, SignInRequired
 from .web import STATIC, redirect, render
@@ -57,6 +57,9 @@ def console_router() -> APIRouter:
     """Every console page: sign-in, home, then one sub-router per screen package."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     router.include_router(signin.router)
+    router.include_router(oidc.router)
+    router.include_router(integration.router)
+    router.include_router(technical.router)
     router.include_router(program.router)  # service.console.program: the program staff's screens
     return router
 

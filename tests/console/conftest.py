@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.console import accounts
@@ -26,6 +27,8 @@ from service.console.roles import Role
 from service.domain import Program
 from service.settings import Settings
 from service.store import Database
+from tests.auth_support import FULL_SCOPES, fetch_token
+from tests.conftest import register_client
 
 CONSOLE_URL = "http://127.0.0.1:8080"
 PASSWORD = "correct horse battery staple"
@@ -44,11 +47,26 @@ def settings(database: Database, keys_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def console(settings: Settings, database: Database, program: Program) -> AsyncIterator[httpx.AsyncClient]:
+def console_app(settings: Settings, database: Database, program: Program) -> FastAPI:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+async def console(console_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway in process; an httpx client keeping cookies, not following redirects."""
-    app = create_app(settings, database)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=console_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as http:
+        yield http
+
+
+@pytest.fixture
+async def peer(console_app: FastAPI, database: Database, program: Program) -> AsyncIterator[httpx.AsyncClient]:
+    """The same gateway as the program's full-scope API client (to make records through the peer API)."""
+    transport = httpx.ASGITransport(app=console_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as http:
+        key = await register_client(database, program, "console-test-client", FULL_SCOPES)
+        token = await fetch_token(http, key, "console-test-client", f"{CONSOLE_URL}/auth/token")
+        http.headers["Authorization"] = f"Bearer {token}"
         yield http
 
 

@@ -11,7 +11,12 @@ from fastapi.routing import APIRoute
 from service.console.roles import Role
 from tests.console.conftest import csrf_of, signed_in_as
 
-PUBLIC = {("GET", "/console/sign-in"), ("POST", "/console/sign-in")}
+PUBLIC = {
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in"),
+    ("GET", "/console/oidc/start"),  # 404 unless configured; then to the issuer
+    ("GET", "/console/oidc/callback"),  # refused without a state begun here
+}
 
 
 def _all_routes(app) -> list[tuple[str, APIRoute]]:
