@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from openpyxl import load_workbook
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from service.cli import app
 from service.domain import ProgramFields

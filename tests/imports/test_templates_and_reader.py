@@ -56,7 +56,7 @@ def test_xlsx_cells_as_text():
     assert cell_text(None) == ""
 
 
-cells = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+cells = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
