@@ -71,6 +71,8 @@ def _sheet(lines: Iterable[list[str]]) -> Sheet:
         if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
             raise FileRefused(f"row {number} has more than {MAX_COLUMNS} columns")
         cells = [c.strip() for c in cells[:MAX_COLUMNS]]
+        while cells and not cells[-1]:
+            cells.pop()
         if any(len(c) > MAX_CELL_CHARS for c in cells):
             raise FileRefused(f"row {number} has a cell longer than {MAX_CELL_CHARS} characters")
         if header is None:
