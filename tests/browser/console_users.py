@@ -1,26 +1,24 @@
 """Console accounts and seeded records for the browser tests, in the running gateway's database:
-accounts through ``service.console.accounts.add`` (what ``peerlink users add`` calls), records read
-through the records' own repositories."""
+accounts made with ``peerlink users add`` (the password on standard input), records read through the
+records' own repositories."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.ids import fhir_id
 from service.cli.seed import DEMO_CODE, SANDBOX_HOSPITAL_KEY
-from service.console import accounts
-from service.console.roles import Role
 from service.domain.care_team import CareTeamMember
 from service.fhir.render import all_records
 from service.records.programs import get_by_code
 from service.store import Database
 from service.store import kinds as k
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import PEERLINK, Gateway
 
 PASSWORD = "browser tests pass phrase"
 T = TypeVar("T")
@@ -32,11 +30,11 @@ class SeededParticipant(NamedTuple):
     fhir_id: str
 
 
-def _on(gateway: Gateway, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = False) -> T:
+def _on(gateway: Gateway, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     async def run() -> T:
         database = Database(gateway.env["PEERLINK_DATABASE_URL"])
         try:
-            async with database.transaction() if write else database.read() as conn:
+            async with database.read() as conn:
                 return await work(conn)
         finally:
             await database.dispose()
@@ -45,13 +43,10 @@ def _on(gateway: Gateway, work: Callable[[AsyncConnection], Awaitable[T]], *, wr
 
 
 def add_user(gateway: Gateway, username: str, role: str, *, specialist: str | None = None) -> None:
-    async def work(conn: AsyncConnection) -> Any:
-        program = await get_by_code(conn, DEMO_CODE)
-        return await accounts.add(
-            conn, program.id, username, Role(role), datetime.now(UTC), password=PASSWORD, specialist_id=specialist
-        )
-
-    _on(gateway, work, write=True)
+    command = [PEERLINK, "users", "add", username, "--role", role, "--password-stdin"]
+    command += ["--specialist", specialist] if specialist else []
+    done = subprocess.run(command, env=gateway.env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"console user {username} added" in done.stdout, done.stdout + done.stderr
 
 
 def seeded(gateway: Gateway) -> tuple[str, SeededParticipant]:
