@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PEERLINK_DATABASE_URL ?= sqlite+aiosqlite:///var/peerlink.db
 
-.PHONY: run test lint typecheck pytest openapi bench clean sandbox
+.PHONY: run test lint typecheck pytest openapi bench clean sandbox browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
@@ -19,7 +19,18 @@ run: $(STAMP)
 	$(BIN)/peerlink seed
 	$(BIN)/peerlink up
 
-test: lint typecheck pytest
+test: browser lint typecheck pytest
+
+# The browser tests drive Debian's headless Chromium through its chromedriver (tests/browser): installed
+# here when missing, with sudo when not root. Nothing else is downloaded for them.
+CHROMIUM_PACKAGES := chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  echo "installing $(CHROMIUM_PACKAGES) for the browser tests"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PACKAGES); fi
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver
 
 lint: $(STAMP)
 	$(BIN)/ruff check service mappings tests
@@ -32,7 +43,7 @@ typecheck: $(STAMP)
 # pytest-xdist: PYTEST_WORKERS processes (many tests wait on subprocesses and I/O, so more than the cores),
 # a test file per unit of work (its module fixtures set up once), the end-to-end files first (conftest).
 PYTEST_WORKERS ?= 3
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 sandbox: $(STAMP)

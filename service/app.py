@@ -21,6 +21,7 @@ from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
 from service.bulk.runner import ExportRunner
+from service.console import install as install_console
 from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
 from service.domain.matching.config import load_config as load_matching
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(admin_exchange.router)
     app.include_router(peer_router())
+    install_console(app)  # the web console at /console (after problems.install: it wraps its handler)
     contract.install(app)  # the document declares every error answer (service.api.contract)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -131,6 +131,28 @@ class Settings(BaseSettings):
         description="OTLP/HTTP collector for OpenTelemetry traces (e.g. http://collector:4318); off if unset.",
     )
 
+    # --- Console (issue 20): sign-in, sessions, lockout, OpenID Connect ---------------------------------
+    console_idle_minutes: int = Field(
+        default=30, ge=1, le=1440, description="A console session unused this long is over (sign in again)."
+    )
+    console_session_hours: int = Field(
+        default=12, ge=1, le=168, description="A console session ends this long after sign-in, however used."
+    )
+    console_lockout_attempts: int = Field(
+        default=5, ge=1, le=100, description="Failed console sign-ins in a row that lock the account."
+    )
+    console_lockout_minutes: int = Field(
+        default=15, ge=1, le=1440, description="How long a locked console account stays locked."
+    )
+    console_oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect issuer for console sign-in (its discovery document is read)."
+    )
+    console_oidc_client_id: str | None = Field(default=None, description="The console's client id at the issuer.")
+    console_oidc_client_secret: str | None = Field(
+        default=None, description="The console's client secret at the issuer (client_secret_post)."
+    )
+    console_oidc_scopes: str = Field(default="openid email", description="Scopes the console asks the issuer for.")
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -7,15 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from service.api.access import AdminDep
 from service.api.deps import DatabaseDep, ProgramDep
 from service.audit import AuditRecord, write
 from service.exchange import connections, lifecycle, outbox
+from service.exchange.health import connection_health
 from service.exchange.worker import Worker
-from service.store.tables import ehr_connections
-from service.store.tables import outbox as outbox_table
 
 router = APIRouter(prefix="/admin/v1", tags=["Admin"])
 PUSH_HELP = f"What the connection pushes: any of {', '.join(connections.PUSH_KINDS)}."
@@ -200,35 +198,8 @@ async def poll_now(request: Request, name: str, access: AdminDep, database: Data
 
 @router.get("/exchange/metrics", summary="Per connection: queue, deliveries, failures", operation_id="admin_metrics")
 async def metrics(access: AdminDep, program: ProgramDep, database: DatabaseDep) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    q = outbox_table.c
     async with database.read() as conn:
-        found = await connections.list_all(conn, program.id)
-        depth = await outbox.depth(conn)
-        sums = select(q.connection, func.coalesce(func.sum(q.attempts), 0)).group_by(q.connection)
-        retried = {name: total for name, total in await conn.execute(sums)}
-    result: dict[str, Any] = {}
-    for connection in found:
-        states = depth.get(connection.name, {"states": {}, "oldest_waiting": None})
-        oldest = states["oldest_waiting"]
-        result[connection.name] = {
-            "queue_depth": states["states"].get("pending", 0) + states["states"].get("sending", 0),
-            "oldest_waiting_seconds": (now - oldest).total_seconds() if oldest else 0.0,
-            "delivered": states["states"].get("delivered", 0),
-            "retried": int(retried.get(connection.name, 0)),
-            "dead_lettered": states["states"].get("dead", 0),
-            "withheld": states["states"].get("withheld", 0),
-            "last_success": None,
-            "token_failures": 0,
-            "bundles_refused": connection.bundles_refused_at is not None,
-        }
-    async with database.read() as conn:
-        c = ehr_connections.c
-        for name, last, failures in await conn.execute(select(c.name, c.last_success_at, c.token_failures)):
-            if name in result:
-                result[name]["last_success"] = last.isoformat() if last else None
-                result[name]["token_failures"] = failures
-    return result
+        return await connection_health(conn, program.id, datetime.now(UTC))
 
 
 @router.get("/deadletters", summary="Changes an EHR would not take", operation_id="admin_list_deadletters")

@@ -10,11 +10,13 @@ from service.cli.auth import clients_app, keys_app, token
 from service.cli.claims import claims_app
 from service.cli.exchange import ehr_app
 from service.cli.gateway import migrate, seed, serve
+from service.cli.imports import import_file, import_template
 from service.cli.match import match_app
 from service.cli.outbox import deadletters_app, worker
 from service.cli.preview import map_record, openapi
 from service.cli.report import report_app
 from service.cli.up import up
+from service.cli.users import users_app
 from service.exchange.conformance.command import check
 from service.sandbox.cli import sandbox_app
 
@@ -37,5 +39,8 @@ app.command("seed")(seed)
 app.command("serve")(serve)
 app.command("map")(map_record)
 app.command("openapi")(openapi)
+app.add_typer(users_app, name="users")
+app.command("import")(import_file)
+app.command("import-template")(import_template)
 
 __all__ = ["app"]
