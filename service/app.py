@@ -16,6 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from service import __version__, tracing
 from service.api import admin, admin_exchange, auth, contract, health, problems
+from service.api.fhir.hot import HotPaths
 from service.api.fhir.router import fhir_router
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(peer_router())
     install_console(app)  # the web console at /console (after problems.install: it wraps its handler)
     contract.install(app)  # the document declares every error answer (service.api.contract)
+    app.add_middleware(HotPaths)  # innermost: FHIR read and search without the routing (service.api.fhir.hot)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     traces = tracing.provider(settings.otel_endpoint, span_exporter)

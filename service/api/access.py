@@ -55,14 +55,23 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def known_access(security: Security, token: str) -> Access | None:
+    """The Access a bearer token was found to carry, while that finding holds (until the token
+    expires or its client's registration is due a re-read, CLIENT_CACHE_SECONDS); else None."""
+    cached = security.access_cache.get(token)
+    if cached is not None and cached[0] > time.monotonic():
+        known: Access = cached[1]
+        return known
+    return None
+
+
 async def _authenticate(request: Request) -> Access:
     security: Security = request.app.state.security
     token = _bearer(request)
-    now = time.monotonic()
-    cached = security.access_cache.get(token)
-    if cached is not None and cached[0] > now:
-        known: Access = cached[1]
+    known = known_access(security, token)
+    if known is not None:
         return known
+    now = time.monotonic()
     verified = await security.verifier.verify(token)
     request.state.client_id = verified.client_id
     client = await security.client(verified.client_id)

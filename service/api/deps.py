@@ -48,9 +48,9 @@ async def current_program(
 ) -> Program:
     key = access.program_id or program or get_settings(request).default_program
     cache: dict[str, tuple[float, Program]] = request.app.state.program_cache
-    cached = cache.get(key)
-    if cached is not None and cached[0] > time.monotonic():
-        found = cached[1]
+    known = known_program(cache, key)
+    if known is not None:
+        found = known
     else:
         async with database.read() as conn:
             if access.program_id is not None:
@@ -64,6 +64,15 @@ async def current_program(
 
 
 ProgramDep = Annotated[Program, Depends(current_program)]
+
+
+def known_program(cache: dict[str, tuple[float, Program]], key: str) -> Program | None:
+    """The program named ``key`` (the client's program id, else the header's or the default code) while
+    the app's cache holds it (PROGRAM_CACHE_SECONDS); else None."""
+    cached = cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
 
 
 async def if_match(

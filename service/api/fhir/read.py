@@ -16,11 +16,13 @@ from service.auth.boundary import compartment_patient
 from service.fhir import repository
 from service.fhir.bundle import splice
 from service.fhir.projection import instant
+from service.store import Database
 
 from .responses import PrettyDep, base_url, fhir_response, resource_type_of
 
 router = APIRouter(tags=["FHIR"])
-FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="Logical id")]
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+FhirId = Annotated[str, Path(pattern=FHIR_ID, description="Logical id")]
 Since = Annotated[AwareDatetime | None, Query(alias="_since", description="Only versions from this instant")]
 Count = Annotated[int, Query(alias="_count", ge=1, le=500, description="Page size")]
 Cursor = Annotated[str | None, Query(alias="_cursor", max_length=200, description="From a next link")]
@@ -148,9 +150,22 @@ async def read(
     database: DatabaseDep,
     pretty: PrettyDep,
 ) -> Response:
+    return await read_resource(request, access, database, program.id, resource_type, resource_id, pretty)
+
+
+async def read_resource(
+    request: Request,
+    access: Access,
+    database: Database,
+    program_id: str,
+    resource_type: str,
+    resource_id: str,
+    pretty: bool = False,
+) -> Response:
+    """The read interaction once the client, its program and the format are settled (also the hot path's)."""
     resource_type = resource_type_of(resource_type)
-    found = await repository.read_current(database, program.id, resource_type, resource_id, access.organization)
+    found = await repository.read_current(database, program_id, resource_type, resource_id, access.organization)
     await audit_trail.reading(
-        request, access, program.id, "read", patients=[found.patient_id], entities=[f"{resource_type}/{resource_id}"]
+        request, access, program_id, "read", patients=[found.patient_id], entities=[f"{resource_type}/{resource_id}"]
     )
     return fhir_response(found.body, pretty=pretty, version_id=found.version_id, last_updated=found.last_updated)

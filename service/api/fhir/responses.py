@@ -31,12 +31,17 @@ async def negotiate(
     """Refuse formats we do not produce (XML, Turtle); returns whether to pretty-print."""
     if format_ is not None and format_.split(";")[0].strip().lower() not in _JSON_FORMATS:
         raise NotAcceptable("only JSON is served: _format=json or application/fhir+json")
-    accept = request.headers.get("accept", "")
-    if accept:
-        offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-        if not any(o in _JSON_FORMATS or o in ("*/*", "application/*") for o in offered):
-            raise NotAcceptable("only application/fhir+json (or application/json) is served")
+    if not acceptable(request.headers.get("accept", "")):
+        raise NotAcceptable("only application/fhir+json (or application/json) is served")
     return pretty
+
+
+def acceptable(accept: str) -> bool:
+    """Whether an Accept header lets us answer with FHIR JSON (no header: anything goes)."""
+    if not accept:
+        return True
+    offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return any(o in _JSON_FORMATS or o in ("*/*", "application/*") for o in offered)
 
 
 PrettyDep = Annotated[bool, Depends(negotiate)]

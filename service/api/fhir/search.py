@@ -49,7 +49,7 @@ def _lenient(request: Request) -> bool:
     return any(part.strip().replace(" ", "") == "handling=lenient" for part in prefer.split(","))
 
 
-async def _search(
+async def search_resources(
     request: Request,
     resource_type: str,
     program_id: str,
@@ -107,7 +107,7 @@ async def search_get(
     pretty: PrettyDep,
 ) -> Response:
     items = request.query_params.multi_items()
-    return await _search(request, resource_type, program.id, access, database, pretty, items)
+    return await search_resources(request, resource_type, program.id, access, database, pretty, items)
 
 
 @router.post(
@@ -131,4 +131,4 @@ async def search_post(
     pretty: PrettyDep,
 ) -> Response:
     items = [*request.query_params.multi_items(), *await _form(request)]
-    return await _search(request, resource_type, program.id, access, database, pretty, items)
+    return await search_resources(request, resource_type, program.id, access, database, pretty, items)
