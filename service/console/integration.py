@@ -131,7 +131,8 @@ async def conformance_check(request: Request, name: str, user: Operator) -> Resp
         key = found.private_key()
     except connections.KeyUnavailable as error:
         raise ConsoleRefused(409, str(error)) from None
-    options = CheckOptions(ehr=found.base_url, client_id=found.client_id, key=key, alg=found.alg, scope=found.scopes)
+    # the scopes: all the EHR registered for the client, as `peerlink check` asks by default
+    options = CheckOptions(ehr=found.base_url, client_id=found.client_id, key=key, alg=found.alg)
     report = await run_checks(options, request.app.state.outbound)
     await console_audit(
         _database(request), request, user, "conformance-check", action="E", detail={"connection": name, "ok": report.ok}

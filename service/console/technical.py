@@ -72,6 +72,20 @@ async def exports_page(request: Request, user: Technical) -> Response:
     return render(request, "integration/exports.html", {"title": "Bulk exports", "rows": rows})
 
 
+def _patients(resources: list[dict[str, Any]]) -> list[str]:
+    """The participants whose data the previewed resources hold (the audit record names them)."""
+    found: dict[str, None] = {}
+    for resource in resources:
+        if resource.get("resourceType") == "Patient" and resource.get("id"):
+            found[str(resource["id"])] = None
+        for element in ("subject", "patient", "for"):
+            value = resource.get(element)
+            reference = value.get("reference") if isinstance(value, dict) else None
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                found[reference.removeprefix("Patient/")] = None
+    return list(found)
+
+
 @router.get("/integration/preview")
 async def preview_page(
     request: Request,
@@ -106,8 +120,9 @@ async def preview_page(
         raise ConsoleRefused(403, f"the {user.role.value} role does not see notes")
     entities = [f"{r.get('resourceType')}/{r.get('id')}" for r in resources]
     detail: dict[str, Any] = {"kind": kind, "record": record_id, "entities": entities}
-    if kind == "participant":
-        detail["patients"] = [record_id]
+    patients = _patients(resources)
+    if patients:
+        detail["patients"] = patients
     await console_audit(_database(request), request, user, "preview", detail=detail)
     context["document"] = orjson.dumps(resources[0] if len(resources) == 1 else resources, option=orjson.OPT_INDENT_2)
     return render(request, "integration/preview.html", context)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from service.console.audit import patients_of
 from service.console.roles import Role
 from service.exchange import connections
 from service.store.tables import audit_log, outbox
@@ -146,7 +147,7 @@ async def test_preview_renders_a_record_and_refuses_notes_to_the_integrator(cons
     async with database.read() as conn:
         previews = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "preview")))
         refused = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "refused")))
-    assert previews[0].detail["patients"] == [world.ids["participant"]]
+    assert previews[0].detail["patients"] == patients_of(program, [world.ids["participant"]])
     assert any(r.detail["reason"] == "the integrator role does not see notes" for r in refused)
 
 
@@ -155,6 +156,9 @@ async def test_the_program_admin_may_preview_a_note(console, peer, database, pro
     await signed_in_as(console, database, program, Role.PROGRAM_ADMIN)
     note = await console.get("/console/integration/preview", params={"kind": "note", "id": world.ids["note"]})
     assert note.status_code == 200 and "DocumentReference" in note.text
+    async with database.read() as conn:
+        [preview] = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "preview")))
+    assert preview.detail["patients"] == patients_of(program, [world.ids["participant"]])  # the note's participant
 
 
 async def test_audit_chain_page_verifies_the_chain(console, database, program):
