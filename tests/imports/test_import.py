@@ -3,11 +3,13 @@ whole file, a re-import creates nothing twice, the report never quotes a cell, t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from service.domain.errors import Conflict
 from service.domain.note import NoteStatus
 from service.imports import run_import
 from service.store import RecordRepository
@@ -211,3 +213,16 @@ async def test_an_applied_file_is_one_audit_event_without_phi(database, program)
     text = repr(first) + repr(second)
     for phi in ("Quennell", "Rasmussen", "1985-02-03", "919-555-0142", "quennell-family"):
         assert phi not in text
+
+
+async def test_the_same_file_imported_twice_at_once_creates_each_row_once(database, program):
+    content = csv_bytes(table("participants", [participant("P-1", "W"), participant("P-2", "X")]))
+    results = await asyncio.gather(
+        load(database, program, "participants", "p.csv", content),
+        load(database, program, "participants", "p.csv", content),
+        return_exceptions=True,
+    )
+    reports = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+    assert sum(r.created for r in reports) == 2
+    assert len(await records(database, k.PARTICIPANTS)) == 2 and len(await ledger(database)) == 2
