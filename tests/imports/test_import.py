@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from service.domain.errors import Conflict
 from service.domain.note import NoteStatus
-from service.imports import run_import
+from service.imports import import_kind, run_import
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import audit_log, import_rows
@@ -226,3 +226,14 @@ async def test_the_same_file_imported_twice_at_once_creates_each_row_once(databa
     assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
     assert sum(r.created for r in reports) == 2
     assert len(await records(database, k.PARTICIPANTS)) == 2 and len(await ledger(database)) == 2
+
+
+async def test_no_reason_ever_quotes_a_cell(database, program):
+    for kind in ("participants", "specialists", "sessions"):
+        names = import_kind(kind).names
+        marked = {name: f"Zq{n}x!" for n, name in enumerate(names)}
+        marked["external_id"] = "R-1"
+        report = await load(database, program, kind, "m.csv", csv_bytes(table(kind, [marked])))
+        assert len(report.problems) >= 3
+        reasons = " ".join(p.reason for p in report.problems)
+        assert not any(value in reasons for value in marked.values() if value != "R-1"), reasons
