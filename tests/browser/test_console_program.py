@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -47,11 +48,18 @@ def test_accept_a_referral_from_the_inbox(gateway: Gateway, browser, screenshot,
     WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "accept-form")))
     assert "Match suggestions" in browser.page_source
     accessible("referral")
-    # keyboard only: focus the reason, type it, submit with Enter on the focused button
+    # keyboard only: the first Tab reaches the skip link; in the form, type the reason, Tab to the
+    # button and press Enter
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to main content"
     reason = browser.find_element(By.ID, "accept-reason")
+    label = browser.find_element(By.CSS_SELECTOR, "label[for='accept-reason']")
+    assert label.text.startswith("Why this specialist")
     reason.send_keys("Shares lived experience and language")
-    button = browser.find_element(By.CSS_SELECTOR, "#accept-form button[type=submit]")
-    button.click()
+    reason.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("type") == "submit" and focused.text == "Accept referral"
+    focused.send_keys(Keys.ENTER)
     WebDriverWait(browser, 10).until(ready.url_contains("done=accepted"))
     status = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert "accepted" in status
