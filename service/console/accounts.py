@@ -42,6 +42,7 @@ class Account:
             "specialist_id": self.specialist_id,
             "email": self.email,
             "oidc": self.oidc_subject is not None,
+            "password": self.password_hash is not None,
             "disabled": self.disabled,
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "last_sign_in_at": self.last_sign_in_at.isoformat() if self.last_sign_in_at else None,
