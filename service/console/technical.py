@@ -4,6 +4,7 @@ program admin) the console's users."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -23,7 +24,7 @@ from . import accounts
 from .audit import console_audit
 from .roles import ADMINS, CLINICAL_READERS, TECHNICAL, Role
 from .security import ConsoleRefused, CurrentUser, require_roles
-from .web import add_nav, render
+from .web import add_nav, render, when
 
 router = APIRouter()
 Technical = Annotated[CurrentUser, require_roles(TECHNICAL)]
@@ -140,4 +141,10 @@ async def audit_chain_page(request: Request, user: Technical) -> Response:
 async def users_page(request: Request, user: Annotated[CurrentUser, require_roles(ADMINS, Role.AUDITOR)]) -> Response:
     async with _database(request).read() as conn:
         found = await accounts.list_all(conn, user.program_id)
-    return render(request, "admin/users.html", {"title": "Console users", "rows": [a.public() for a in found]})
+    now = datetime.now(UTC)
+    rows = []
+    for account in found:
+        locked = account.locked_until is not None and account.locked_until > now
+        state = "disabled" if account.disabled else f"locked until {when(account.locked_until)}" if locked else "active"
+        rows.append({**account.public(), "state": state})
+    return render(request, "admin/users.html", {"title": "Console users", "rows": rows})
