@@ -9,6 +9,7 @@ import base64
 import json
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
@@ -29,7 +30,8 @@ def sign_in(browser: webdriver.Chrome, gateway: Gateway, username: str, target: 
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/console/sign-in'] button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ready.url_contains(target))
+    # the sign-in page's own URL carries the target in ?next=: wait for the page itself
+    WebDriverWait(browser, 20).until(lambda driver: urlsplit(driver.current_url).path == target)
 
 
 def heading(browser: webdriver.Chrome) -> str:
