@@ -24,13 +24,15 @@ test: browser lint typecheck pytest
 # The browser tests drive Debian's headless Chromium through its chromedriver (tests/browser): installed
 # here when missing, with sudo when not root. Nothing else is downloaded for them.
 CHROMIUM_PACKAGES := chromium chromium-driver
+CHROMIUM_BIN ?= /usr/bin/chromium
+CHROMEDRIVER_BIN ?= /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	@if [ -x $(CHROMIUM_BIN) ] && [ -x $(CHROMEDRIVER_BIN) ]; then :; else \
 	  echo "installing $(CHROMIUM_PACKAGES) for the browser tests"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_PACKAGES); fi
-	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver
+	@test -x $(CHROMIUM_BIN) && test -x $(CHROMEDRIVER_BIN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check service mappings tests

@@ -28,8 +28,10 @@ The contract for the console's screens (this package's own, and ``service.consol
   so a POST handler needs only to depend on the user. The auditor's POSTs are refused (403), sign-out
   excepted.
 - **Audit.** ``await console_audit(conn_or_database, request, user, "view", detail={"patients":
-  [participant_id]})`` (service.console.audit) writes a console AuditEvent: every view of a
-  participant's data, every action. In a transaction, call it last.
+  patients_of(program, [participant_id])})`` (service.console.audit) writes a console AuditEvent:
+  every view of a participant's data, every action. ``patients`` holds FHIR Patient ids (as in the
+  rest of the audit log), which ``patients_of`` makes from participant ids. In a transaction, call
+  it last.
 - **Tests.** tests/console/conftest.py: ``console`` (the gateway in process, an httpx client on a
   loopback URL), ``make_user(...)``, ``sign_in(http, username, password)``, ``csrf_of(html)``.
 """

@@ -4,6 +4,7 @@ console's own pages both use these."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ class Account:
             "specialist_id": self.specialist_id,
             "email": self.email,
             "oidc": self.oidc_subject is not None,
+            "password": self.password_hash is not None,
             "disabled": self.disabled,
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "last_sign_in_at": self.last_sign_in_at.isoformat() if self.last_sign_in_at else None,
@@ -184,20 +186,28 @@ class Attempt:
     """Why not (for the audit record, never shown): unknown, disabled, locked, password."""
 
 
-async def check_password(
-    conn: AsyncConnection, username: str, password: str, now: datetime, attempts: int, lock_minutes: int
-) -> Attempt:
-    """A sign-in attempt with a password: the lockout is counted here (in the caller's transaction)."""
+async def password_matches(conn: AsyncConnection, username: str, password: str) -> tuple[Account | None, bool]:
+    """The account and whether the password is its own: the slow argon2 check runs in a worker
+    thread, outside any write transaction (an unknown user costs the same time)."""
     account = await find(conn, username)
-    matches = verify_password(account.password_hash if account else None, password)
-    if account is None:
+    stored = account.password_hash if account else None
+    return account, await asyncio.to_thread(verify_password, stored, password)
+
+
+async def check_password(
+    conn: AsyncConnection, found: Account | None, matches: bool, now: datetime, attempts: int, lock_minutes: int
+) -> Attempt:
+    """Count a sign-in attempt (``matches`` from :func:`password_matches`) in the caller's transaction:
+    the account is read again there, so a lock, a disabling or a new password since wins."""
+    account = await by_pk(conn, found.pk) if found is not None else None
+    if found is None or account is None:
         return Attempt(None, False, reason="unknown")
     c = console_users.c
     if account.disabled:
         return Attempt(account, False, reason="disabled")
     if account.locked_until is not None and account.locked_until > now:
         return Attempt(account, False, reason="locked")
-    if not matches:
+    if not matches or account.password_hash != found.password_hash:
         failures = (await conn.execute(select(c.failed_attempts).where(c.pk == account.pk))).scalar_one() + 1
         locked = failures >= attempts
         values: dict[str, Any] = {"failed_attempts": 0 if locked else failures}

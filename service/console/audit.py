@@ -1,24 +1,34 @@
 """Console audit records (type ``console``), written by the one audit writer (service.audit).
 
 Subtypes: sign-in, sign-in-failed, lockout, sign-out, refused (a 401/403 of a signed-in or signed-out
-request), view (a page showing a participant's data: detail ``patients``), and the actions (e.g.
+request), view (a page showing a participant's data: detail ``patients``, their FHIR Patient ids:
+:func:`patients_of`), and the actions (e.g.
 deadletters-replay, user-add). The agent is ``console:<username>``; no password and no PHI in
 ``detail`` beyond the record ids the audit store is the protected place for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mappings.ids import fhir_id
 from service.audit import AuditRecord, write
 from service.audit.record import Action, Outcome
+from service.domain import Program
 from service.store import Database
 
 if TYPE_CHECKING:
     from .security import CurrentUser
+
+
+def patients_of(program: Program, participant_ids: Iterable[str]) -> list[str]:
+    """The FHIR Patient ids of participants, as ``detail["patients"]`` names them everywhere in the
+    audit log (the accounting of disclosures and AuditEvent searches by patient find them so)."""
+    return sorted({fhir_id(program.identifier_system, "participant", pid) for pid in participant_ids})
 
 
 def agent(username: str | None) -> str | None:

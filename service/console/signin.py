@@ -78,9 +78,11 @@ async def sign_in(
     check_presession_csrf(request, csrf_token)
     settings = _settings(request)
     now = datetime.now(UTC)
+    async with _database(request).read() as conn:
+        found, matches = await accounts.password_matches(conn, username, password)
     async with _database(request).transaction() as conn:
         attempt = await accounts.check_password(
-            conn, username, password, now, settings.console_lockout_attempts, settings.console_lockout_minutes
+            conn, found, matches, now, settings.console_lockout_attempts, settings.console_lockout_minutes
         )
         account = attempt.account
         name = account.username if account else username.strip().lower()[:100]

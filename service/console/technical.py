@@ -4,6 +4,7 @@ program admin) the console's users."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -23,7 +24,7 @@ from . import accounts
 from .audit import console_audit
 from .roles import ADMINS, CLINICAL_READERS, TECHNICAL, Role
 from .security import ConsoleRefused, CurrentUser, require_roles
-from .web import add_nav, render
+from .web import add_nav, render, when
 
 router = APIRouter()
 Technical = Annotated[CurrentUser, require_roles(TECHNICAL)]
@@ -72,6 +73,20 @@ async def exports_page(request: Request, user: Technical) -> Response:
     return render(request, "integration/exports.html", {"title": "Bulk exports", "rows": rows})
 
 
+def _patients(resources: list[dict[str, Any]]) -> list[str]:
+    """The participants whose data the previewed resources hold (the audit record names them)."""
+    found: dict[str, None] = {}
+    for resource in resources:
+        if resource.get("resourceType") == "Patient" and resource.get("id"):
+            found[str(resource["id"])] = None
+        for element in ("subject", "patient", "for"):
+            value = resource.get(element)
+            reference = value.get("reference") if isinstance(value, dict) else None
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                found[reference.removeprefix("Patient/")] = None
+    return list(found)
+
+
 @router.get("/integration/preview")
 async def preview_page(
     request: Request,
@@ -106,8 +121,9 @@ async def preview_page(
         raise ConsoleRefused(403, f"the {user.role.value} role does not see notes")
     entities = [f"{r.get('resourceType')}/{r.get('id')}" for r in resources]
     detail: dict[str, Any] = {"kind": kind, "record": record_id, "entities": entities}
-    if kind == "participant":
-        detail["patients"] = [record_id]
+    patients = _patients(resources)
+    if patients:
+        detail["patients"] = patients
     await console_audit(_database(request), request, user, "preview", detail=detail)
     context["document"] = orjson.dumps(resources[0] if len(resources) == 1 else resources, option=orjson.OPT_INDENT_2)
     return render(request, "integration/preview.html", context)
@@ -125,4 +141,10 @@ async def audit_chain_page(request: Request, user: Technical) -> Response:
 async def users_page(request: Request, user: Annotated[CurrentUser, require_roles(ADMINS, Role.AUDITOR)]) -> Response:
     async with _database(request).read() as conn:
         found = await accounts.list_all(conn, user.program_id)
-    return render(request, "admin/users.html", {"title": "Console users", "rows": [a.public() for a in found]})
+    now = datetime.now(UTC)
+    rows = []
+    for account in found:
+        locked = account.locked_until is not None and account.locked_until > now
+        state = "disabled" if account.disabled else f"locked until {when(account.locked_until)}" if locked else "active"
+        rows.append({**account.public(), "state": state})
+    return render(request, "admin/users.html", {"title": "Console users", "rows": rows})

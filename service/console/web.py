@@ -4,6 +4,7 @@ security headers every console answer carries, and safe redirects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ def csrf_field(context: jinja2.runtime.Context) -> markupsafe.Markup:
 
 
 environment.globals["csrf_field"] = csrf_field
+
+
+def when(value: datetime | str | None, empty: str = "—") -> str:
+    """A moment as people read it: ``2026-12-06 12:21 UTC`` (an ISO text or a datetime; None: ``empty``)."""
+    if value is None or value == "":
+        return empty
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+environment.filters["when"] = when
 
 HEADERS = {
     # nothing inline, nothing from elsewhere: styles and scripts are the console's own files

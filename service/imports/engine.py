@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.ids import fhir_id
 from service.audit import AuditRecord, write
 from service.domain import NoteFields, Program
-from service.domain.errors import PeerLinkError
+from service.domain.errors import Conflict, PeerLinkError
 from service.records import operations
 from service.records import types as rt
 from service.store import Database, RecordRepository
@@ -87,7 +88,8 @@ async def run_import(
     ``actor`` names who imports, as the audit record's agent (e.g. ``console:alice`` or ``cli:root``);
     ``address`` their network address, if any. Returns the report (``applied`` when committed). A file
     that cannot be read at all raises FileRefused (400), FileTooLarge (413) or WrongFileType (415);
-    an unknown program raises NotFound. Nothing is written unless every row is fine."""
+    an unknown program raises NotFound; a concurrent import of the same rows that commits first makes
+    this one raise Conflict (409). Nothing is written unless every row is fine."""
     spec = import_kind(kind)
     fmt = file_format(filename, content)
     sheet = read_sheet(filename, content)
@@ -107,6 +109,9 @@ async def run_import(
             await write(conn, _audit(run, len(rows), fmt, content, actor, address))
     except _Discard:
         pass
+    except IntegrityError:
+        # PostgreSQL: another import of the same rows committed first (the ledger's key refused ours)
+        raise Conflict("another import of the same rows finished first; nothing of this one was kept") from None
     assert run is not None
     return ImportReport(
         kind=kind,

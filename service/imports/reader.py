@@ -19,7 +19,7 @@ from .report import FileRefused, FileTooLarge, WrongFileType
 
 MAX_BYTES = 5 * 1024 * 1024
 """The largest file taken (5 MiB)."""
-MAX_ROWS = 2000
+MAX_ROWS = 1000
 """The most data rows in one file."""
 MAX_COLUMNS = 60
 MAX_CELL_CHARS = 20_000

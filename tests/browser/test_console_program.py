@@ -9,10 +9,12 @@ import base64
 import json
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -28,7 +30,8 @@ def sign_in(browser: webdriver.Chrome, gateway: Gateway, username: str, target: 
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form[action='/console/sign-in'] button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ready.url_contains(target))
+    # the sign-in page's own URL carries the target in ?next=: wait for the page itself
+    WebDriverWait(browser, 20).until(lambda driver: urlsplit(driver.current_url).path == target)
 
 
 def heading(browser: webdriver.Chrome) -> str:
@@ -47,11 +50,18 @@ def test_accept_a_referral_from_the_inbox(gateway: Gateway, browser, screenshot,
     WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "accept-form")))
     assert "Match suggestions" in browser.page_source
     accessible("referral")
-    # keyboard only: focus the reason, type it, submit with Enter on the focused button
+    # keyboard only: the first Tab reaches the skip link; in the form, type the reason, Tab to the
+    # button and press Enter
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to main content"
     reason = browser.find_element(By.ID, "accept-reason")
+    label = browser.find_element(By.CSS_SELECTOR, "label[for='accept-reason']")
+    assert label.text.startswith("Why this specialist")
     reason.send_keys("Shares lived experience and language")
-    button = browser.find_element(By.CSS_SELECTOR, "#accept-form button[type=submit]")
-    button.click()
+    reason.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("type") == "submit" and focused.text == "Accept referral"
+    focused.send_keys(Keys.ENTER)
     WebDriverWait(browser, 10).until(ready.url_contains("done=accepted"))
     status = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert "accepted" in status

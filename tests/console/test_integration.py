@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from service.console.audit import patients_of
 from service.console.roles import Role
 from service.exchange import connections
 from service.store.tables import audit_log, outbox
@@ -66,7 +67,7 @@ async def test_a_dead_letter_shows_the_ehr_reason_and_replays(console, database,
     await signed_in_as(console, database, program, Role.INTEGRATOR)
     page = await console.get("/console/integration/connections/general-hospital")
     assert page.status_code == 200
-    assert "HTTP 422: " + REASON in page.text
+    assert REASON in page.text and "HTTP 422: HTTP 422" not in page.text  # the status once
     assert 'aria-label="Replay dead letter ' + str(pk) in page.text
     answer = await console.post(
         "/console/integration/deadletters/replay", data={"ids": str(pk), "csrf_token": csrf_of(page.text)}
@@ -146,7 +147,7 @@ async def test_preview_renders_a_record_and_refuses_notes_to_the_integrator(cons
     async with database.read() as conn:
         previews = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "preview")))
         refused = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "refused")))
-    assert previews[0].detail["patients"] == [world.ids["participant"]]
+    assert previews[0].detail["patients"] == patients_of(program, [world.ids["participant"]])
     assert any(r.detail["reason"] == "the integrator role does not see notes" for r in refused)
 
 
@@ -155,6 +156,9 @@ async def test_the_program_admin_may_preview_a_note(console, peer, database, pro
     await signed_in_as(console, database, program, Role.PROGRAM_ADMIN)
     note = await console.get("/console/integration/preview", params={"kind": "note", "id": world.ids["note"]})
     assert note.status_code == 200 and "DocumentReference" in note.text
+    async with database.read() as conn:
+        [preview] = list(await conn.execute(select(audit_log).where(audit_log.c.subtype == "preview")))
+    assert preview.detail["patients"] == patients_of(program, [world.ids["participant"]])  # the note's participant
 
 
 async def test_audit_chain_page_verifies_the_chain(console, database, program):
@@ -162,3 +166,28 @@ async def test_audit_chain_page_verifies_the_chain(console, database, program):
     page = await console.get("/console/integration/audit-chain")
     assert page.status_code == 200
     assert "audit chain OK:" in page.text
+
+
+async def test_the_users_page_shows_each_account_state(console, database, program):
+    from sqlalchemy import update
+
+    from service.console import accounts
+    from service.store.tables import console_users
+    from tests.console.conftest import make_user
+
+    await make_user(database, program, "locked-lee", Role.SUPERVISOR)
+    await make_user(database, program, "gone-gus", Role.AUDITOR)
+    await make_user(database, program, "sso-sam", Role.INTEGRATOR, password=None, oidc_subject="s-1")
+    async with database.transaction() as conn:
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        await conn.execute(
+            update(console_users).where(console_users.c.username == "locked-lee").values(locked_until=later)
+        )
+        await accounts.set_disabled(conn, "gone-gus", True, datetime.now(UTC))
+    await signed_in_as(console, database, program, Role.PROGRAM_ADMIN)
+    page = await console.get("/console/admin/users")
+    rows = {r.split("</th>")[0]: r for r in page.text.split('<th scope="row">')[1:]}
+    assert f"<td>locked until {later:%Y-%m-%d %H:%M} UTC</td>" in rows["locked-lee"]
+    assert "<td>disabled</td>" in rows["gone-gus"]
+    assert "<td>OpenID Connect</td>" in rows["sso-sam"] and "<td>active</td>" in rows["sso-sam"]
+    assert "<td>password</td>" in rows["program-admin"]

@@ -89,9 +89,13 @@ async def test_specialist_sees_own_caseload_only(console, database, program, wor
     assert timeline[0]["client_id"] == "console:peer-specialist" and timeline[0]["detail"]["notes"] is True
 
 
-async def test_timeline_shows_sessions_notes_and_outcome_chart(console, database, program, world):
+async def test_timeline_shows_sessions_notes_and_outcome_chart(console, database, program, world, capsys):
     await signed_in_as(console, database, program, Role.SUPERVISOR)
+    capsys.readouterr()
     page = await console.get(f"/console/program/participants/{world.participant}")
+    logged = "".join(capsys.readouterr())
+    assert "/console/program/participants/" in logged  # the request was logged, without PHI:
+    assert "Robin" not in logged and "Example" not in logged and "landlord" not in logged
     assert page.status_code == 200
     html = page.text
     assert program_world.NOTE_TEXT in html and "Session (video) with Pat Peer" in html

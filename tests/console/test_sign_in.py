@@ -205,3 +205,15 @@ async def test_a_disabled_account_loses_its_sessions(console, database, program)
 async def test_static_css_is_served_without_sign_in(console):
     answer = await console.get("/console/static/console.css")
     assert answer.status_code == 200 and "skip-link" in answer.text
+
+
+async def test_console_events_are_fhir_audit_events(console, peer, database, program):
+    await make_user(database, program, "ana", Role.SUPERVISOR)
+    await sign_in(console, "ana")
+    found = await peer.get("/fhir/AuditEvent", params={"_count": "50"})
+    assert found.status_code == 200, found.text
+    events = [e["resource"] for e in found.json()["entry"]]
+    sign_ins = [e for e in events if any(c.get("code") == "console.sign-in" for c in e.get("subtype", []))]
+    assert len(sign_ins) == 1
+    assert sign_ins[0]["agent"][0]["who"]["identifier"]["value"] == "console:ana"
+    assert "correct horse" not in found.text

@@ -3,13 +3,15 @@ whole file, a re-import creates nothing twice, the report never quotes a cell, t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from service.domain.errors import Conflict
 from service.domain.note import NoteStatus
-from service.imports import run_import
+from service.imports import import_kind, run_import
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import audit_log, import_rows
@@ -211,3 +213,27 @@ async def test_an_applied_file_is_one_audit_event_without_phi(database, program)
     text = repr(first) + repr(second)
     for phi in ("Quennell", "Rasmussen", "1985-02-03", "919-555-0142", "quennell-family"):
         assert phi not in text
+
+
+async def test_the_same_file_imported_twice_at_once_creates_each_row_once(database, program):
+    content = csv_bytes(table("participants", [participant("P-1", "W"), participant("P-2", "X")]))
+    results = await asyncio.gather(
+        load(database, program, "participants", "p.csv", content),
+        load(database, program, "participants", "p.csv", content),
+        return_exceptions=True,
+    )
+    reports = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+    assert sum(r.created for r in reports) == 2
+    assert len(await records(database, k.PARTICIPANTS)) == 2 and len(await ledger(database)) == 2
+
+
+async def test_no_reason_ever_quotes_a_cell(database, program):
+    for kind in ("participants", "specialists", "sessions"):
+        names = import_kind(kind).names
+        marked = {name: f"Zq{n}x!" for n, name in enumerate(names)}
+        marked["external_id"] = "R-1"
+        report = await load(database, program, kind, "m.csv", csv_bytes(table(kind, [marked])))
+        assert len(report.problems) >= 3
+        reasons = " ".join(p.reason for p in report.problems)
+        assert not any(value in reasons for value in marked.values() if value != "R-1"), reasons

@@ -11,7 +11,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.ids import fhir_id
-from service.console.audit import console_audit
+from service.console.audit import console_audit, patients_of
 from service.console.security import CurrentUser
 from service.domain.billing import PayerRegistry
 from service.domain.errors import BadRequest
@@ -42,11 +42,6 @@ def matching_config(request: Request) -> MatchingConfig:
     return config
 
 
-def patient(program: Program, participant_id: str) -> str:
-    """The participant's FHIR Patient id: how the audit log indexes whose data an event touched."""
-    return fhir_id(program.identifier_system, "participant", participant_id)
-
-
 def reference(program: Program, kind: str, record_id: str, resource_type: str) -> str:
     return f"{resource_type}/{fhir_id(program.identifier_system, kind, record_id)}"
 
@@ -64,7 +59,7 @@ async def viewed(
     ids = sorted(set(participant_ids))
     if not ids:
         return
-    body: dict[str, Any] = {"page": page, "patients": [patient(program, i) for i in ids], **detail}
+    body: dict[str, Any] = {"page": page, "patients": patients_of(program, ids), **detail}
     if len(ids) == 1:
         body["participant"] = ids[0]
     await console_audit(target, request, user, "view", detail=body)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
-from service.console.audit import console_audit
+from service.console.audit import console_audit, patients_of
 from service.console.roles import Role
 from service.console.security import CurrentUser, require_roles
 from service.console.web import add_nav, redirect, render
@@ -19,7 +19,7 @@ from service.domain.program import Program
 from service.domain.referral import Referral
 
 from . import inbox
-from .common import matching_config, patient, program_of, reference, viewed
+from .common import matching_config, program_of, reference, viewed
 
 router = APIRouter(prefix="/referrals")
 READERS = frozenset({Role.PROGRAM_ADMIN, Role.SUPERVISOR, Role.AUDITOR})
@@ -70,7 +70,7 @@ async def referral_review(request: Request, record_id: RecordId, user: Reader) -
 def _changed(program: Program, referral: Referral, *specialists: str) -> dict[str, Any]:
     entities = {reference(program, "referral", referral.id, "ServiceRequest")}
     entities |= {reference(program, "specialist", s, "Practitioner") for s in specialists}
-    return {"patients": [patient(program, referral.participant_id)], "entities": sorted(entities)}
+    return {"patients": patients_of(program, [referral.participant_id]), "entities": sorted(entities)}
 
 
 @router.post("/{record_id}/accept")
