@@ -40,6 +40,9 @@ class Source(Protocol):
         """A scalar subquery: the point in time paging starts at, carried in the cursor."""
 
 
+_COUNT_OVER = func.count().over().label("total")
+
+
 @dataclass(frozen=True)
 class Page:
     total: int | None
@@ -78,7 +81,7 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
         order = [inner.c.k, inner.c.pk]
         statement = statement.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
     if counted_with_page:
-        statement = statement.add_columns(func.count().over().label("total"))
+        statement = statement.add_columns(_COUNT_OVER)
     rows = list((await conn.execute(statement)).all())
     if counted_with_page:
         total = rows[0].total if rows else 0
