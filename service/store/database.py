@@ -13,9 +13,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-READ_POOL_SIZE = 20
-READ_POOL_OVERFLOW = 10
-"""PostgreSQL: the read-only pool (autocommit), beside the write pool of 40 (+20)."""
+READ_POOL_SIZE = 24
+READ_POOL_OVERFLOW = 0
+"""PostgreSQL: the read-only pool (autocommit), beside the write pool of 40 (+20). No overflow: under
+load, connections opened past the pool are closed on their return and opened again for the next
+read (profiled: a tenth of a loaded gateway's time); a read waits for a pooled connection instead."""
 
 
 def _json_dumps(value: Any) -> str:
