@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ class Security:
     _clients: dict[str, tuple[float, RegisteredClient | None]] = field(default_factory=dict)
     access_cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
     """bearer token -> (monotonic deadline, the request's Access): the per-request check is one lookup."""
+    _reading: dict[str, asyncio.Future[RegisteredClient | None]] = field(default_factory=dict)
+    _forgotten: int = 0
 
     def remember_access(self, token: str, until: float, access: Any) -> None:
         if len(self.access_cache) >= ACCESS_CACHE_SIZE:
@@ -47,16 +50,35 @@ class Security:
         return f"{self.settings.base_url}/auth/token"
 
     def forget(self, client_id: str) -> None:
+        self._forgotten += 1  # a read under way when the registration changed is not remembered
+        self._reading.pop(client_id, None)
         self._clients.pop(client_id, None)
         self.access_cache = {t: v for t, v in self.access_cache.items() if v[1].client_id != client_id}
 
     async def client(self, client_id: str) -> RegisteredClient | None:
+        """The registration, re-read at most CLIENT_CACHE_SECONDS after the last read. Concurrent
+        requests of a client whose entry is due share one read (not one each, all at the same moment)."""
         cached = self._clients.get(client_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        pending = self._reading.get(client_id)
+        if pending is None:
+            pending = self._reading[client_id] = asyncio.ensure_future(self._read_client(client_id))
+            pending.add_done_callback(lambda done: self._done_reading(client_id, done))
+        return await asyncio.shield(pending)
+
+    def _done_reading(self, client_id: str, done: asyncio.Future[RegisteredClient | None]) -> None:
+        if self._reading.get(client_id) is done:
+            del self._reading[client_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed read fails its requests, not the loop's log
+
+    async def _read_client(self, client_id: str) -> RegisteredClient | None:
+        forgotten = self._forgotten
         async with self.database.read() as conn:
             found = await clients.find(conn, client_id)
-        self._clients[client_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, found)
+        if forgotten == self._forgotten:
+            self._clients[client_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, found)
         return found
 
 

@@ -13,6 +13,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_POOL_SIZE = 24
+READ_POOL_OVERFLOW = 0
+"""PostgreSQL: the read-only pool (autocommit), beside the write pool of 40 (+20). No overflow: under
+load, connections opened past the pool are closed on their return and opened again for the next
+read (profiled: a tenth of a loaded gateway's time); a read waits for a pooled connection instead."""
 
 
 def _json_dumps(value: Any) -> str:
@@ -94,7 +99,19 @@ class Database:
                 _configure_sqlite_sync(self.loop_reader)
         else:
             self.engine = create_async_engine(self.url, pool_pre_ping=True, pool_size=40, max_overflow=20, **common)
-            self.read_engine = self.engine
+            # Reads: autocommit, no ping, no reset. A read was BEGIN, ping, the statement, ROLLBACK: four
+            # round trips, each waiting a turn of a loaded event loop; now it is the statement alone. At
+            # READ COMMITTED each statement sees its own snapshot in a transaction too, so nothing a
+            # read sees changes. A connection the server dropped fails the one read that finds it, and
+            # SQLAlchemy then replaces every connection of the pool (a disconnect invalidates the pool).
+            self.read_engine = create_async_engine(
+                self.url,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+                pool_size=READ_POOL_SIZE,
+                max_overflow=READ_POOL_OVERFLOW,
+                **common,
+            )
 
     @property
     def is_sqlite(self) -> bool:
