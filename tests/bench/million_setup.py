@@ -295,3 +295,33 @@ def prepare(url: str, env: dict[str, str], keys_dir: Path) -> tuple[list[Templat
         return templates
 
     return asyncio.run(run()), key
+
+
+async def reregister(url: str, keys_dir: Path) -> Path:
+    """A new key for the EHR client of a loaded database (its old key went with the run's folder)."""
+    key = key_pair(keys_dir / f"{EHR_CLIENT}.pem")
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        await conn.execute("DELETE FROM auth_clients WHERE client_id = $1", EHR_CLIENT)
+    finally:
+        await conn.close()
+    database = Database(url)
+    try:
+        await _register_ehr(database, key.read_bytes())
+    finally:
+        await database.dispose()
+    return key
+
+
+async def patients_of(url: str) -> list[tuple[str, str]]:
+    """(Patient id, MRN) of every participant of a loaded database."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT r.resource_id, s.token FROM fhir_resources r JOIN fhir_search s ON s.resource_pk = r.pk "
+            "AND s.param = 'identifier' AND s.token LIKE $1 WHERE r.resource_type = 'Patient' ORDER BY r.pk",
+            f"{MRN_SYSTEM}|%",
+        )
+    finally:
+        await conn.close()
+    return [(r["resource_id"], r["token"].split("|", 1)[1]) for r in rows]
