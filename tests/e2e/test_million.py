@@ -31,6 +31,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason="needs PEER
 PARTICIPANTS = 2 * len(SESSIONS)
 
 
+async def _setting(url: str, name: str) -> str:
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        value: str = await conn.fetchval(f"SHOW {name}")
+    finally:
+        await conn.close()
+    return value
+
+
 async def _rows_of(url: str, patient: str) -> tuple[list[asyncpg.Record], dict[int, set[tuple[Any, ...]]]]:
     conn = await asyncpg.connect(dsn(url))
     try:
@@ -73,6 +82,8 @@ def test_copies_are_what_the_projection_writes_and_the_gateway_serves_them(tmp_p
         assert 18 * PARTICIPANTS <= report.resources <= 24 * PARTICIPANTS  # about 21 resources a participant
         patients = report.patients[-len(SESSIONS) :]  # the second copy of each template
         assert len({p for p, _ in report.patients}) == PARTICIPANTS
+        # migration 0014: every session plans a search for its own values (no generic plan after 5 runs)
+        assert asyncio.run(_setting(url, "plan_cache_mode")) == "force_custom_plan"
 
         # each copy of a template: the mappings render its records to the stored bytes' hash and index rows
         for patient, _ in patients:
