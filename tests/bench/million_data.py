@@ -31,6 +31,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from mappings.ids import fhir_id
+
 RECORD_TABLES = (
     "participants",
     "care_team_members",
@@ -65,6 +67,10 @@ class Template:
     hashed: dict[int, bytes] = field(default_factory=dict)
     """fhir_resources pk -> the mapped resource's JSON as the projection hashed it."""
     resources: int = 0
+    system: str = ""
+    """The program's identifier system (FHIR ids are uuid5 of it, a kind and a domain id)."""
+    derived: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """FHIR id -> (kind, domain id) it was derived from (``mappings.ids.fhir_id``)."""
 
 
 @dataclass
@@ -222,14 +228,22 @@ class Copier:
 
 
 def new_ids(template: Template, index: int, rng: random.Random) -> dict[str, str]:
+    """New record ids (random), MRN and member id (from ``index``), and the FHIR ids derived from them as the
+    mappings derive them."""
     made = {}
     for old in template.ids:
+        if old in template.derived:
+            continue
         if old.startswith("SBX"):
             made[old] = f"SBX{index:08d}"
         elif old.startswith("NC9"):
             made[old] = f"NC{index:09d}"
         else:
             made[old] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    for old, (kind, domain_id) in template.derived.items():
+        for record_id, new in made.items():
+            domain_id = domain_id.replace(record_id, new)
+        made[old] = fhir_id(template.system, kind, domain_id)
     return made
 
 

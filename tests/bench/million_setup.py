@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from mappings import clinical_context, ids
+from mappings import context as mapping_context
 from service.auth import clients
 from service.auth.backend_client import load_private_key, public_jwks
 from service.cli.seed import SANDBOX_HOSPITAL, SANDBOX_HOSPITAL_KEY
@@ -242,16 +244,34 @@ async def _register_ehr(database: Database, pem: bytes) -> None:
 
 
 async def _mapped(database: Database, templates: list[Template]) -> None:
-    """Each template resource as the mappings make it (the projection's hash input)."""
-    async with database.read() as conn:
-        program = await get_by_code(conn, "demo")
-        for template in templates:
-            mapped: dict[tuple[str, str], dict[str, Any]] = {}
-            sources = {(r["source_kind"], r["source_id"]) for r in template.rows["fhir_resources"]}
-            for kind, source_id in sorted(sources):
-                for resource in await fhir_resources(conn, program, kind, source_id):
-                    mapped[(resource["resourceType"], resource["id"])] = resource
-            hashed_bodies(template, mapped)
+    """Each template resource as the mappings make it (the projection's hash input), and how each FHIR id was
+    derived (``mappings.ids.fhir_id``: kind and domain id), recorded while they render, so a copy's FHIR ids
+    are derived from its new record ids as the mappings would."""
+    seen: dict[str, tuple[str, str]] = {}
+
+    def recording(system: str, kind: str, domain_id: str) -> str:
+        made = ids.fhir_id(system, kind, domain_id)
+        seen[made] = (kind, domain_id)
+        return made
+
+    modules = (mapping_context, clinical_context)
+    for module in modules:
+        module.fhir_id = recording  # type: ignore[attr-defined]
+    try:
+        async with database.read() as conn:
+            program = await get_by_code(conn, "demo")
+            for template in templates:
+                mapped: dict[tuple[str, str], dict[str, Any]] = {}
+                sources = {(r["source_kind"], r["source_id"]) for r in template.rows["fhir_resources"]}
+                for kind, source_id in sorted(sources):
+                    for resource in await fhir_resources(conn, program, kind, source_id):
+                        mapped[(resource["resourceType"], resource["id"])] = resource
+                hashed_bodies(template, mapped)
+                template.system = program.identifier_system
+                template.derived = {i: seen[i] for i in template.ids if i in seen}
+    finally:
+        for module in modules:
+            module.fhir_id = ids.fhir_id  # type: ignore[attr-defined]
 
 
 def prepare(url: str, env: dict[str, str], keys_dir: Path) -> tuple[list[Template], Path]:
@@ -275,3 +295,33 @@ def prepare(url: str, env: dict[str, str], keys_dir: Path) -> tuple[list[Templat
         return templates
 
     return asyncio.run(run()), key
+
+
+async def reregister(url: str, keys_dir: Path) -> Path:
+    """A new key for the EHR client of a loaded database (its old key went with the run's folder)."""
+    key = key_pair(keys_dir / f"{EHR_CLIENT}.pem")
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        await conn.execute("DELETE FROM auth_clients WHERE client_id = $1", EHR_CLIENT)
+    finally:
+        await conn.close()
+    database = Database(url)
+    try:
+        await _register_ehr(database, key.read_bytes())
+    finally:
+        await database.dispose()
+    return key
+
+
+async def patients_of(url: str) -> list[tuple[str, str]]:
+    """(Patient id, MRN) of every participant of a loaded database."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT r.resource_id, s.token FROM fhir_resources r JOIN fhir_search s ON s.resource_pk = r.pk "
+            "AND s.param = 'identifier' AND s.token LIKE $1 WHERE r.resource_type = 'Patient' ORDER BY r.pk",
+            f"{MRN_SYSTEM}|%",
+        )
+    finally:
+        await conn.close()
+    return [(r["resource_id"], r["token"].split("|", 1)[1]) for r in rows]
