@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,18 @@ from tests.exchange.support import HOSPITAL_KEY, add_connection, private_key_fil
 from tests.sandbox.support import ROOT, Harness, build
 
 
-@pytest.fixture
-async def sandbox(tmp_path: Path):
-    keys = tmp_path / "sandbox-keys"
+@pytest.fixture(scope="session")
+def sandbox_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sandbox's token-signing key, made once (RSA key generation is the slow part) and copied."""
+    keys = tmp_path_factory.mktemp("sandbox-keys")
     SigningKeys(keys).ensure()
+    return keys
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path, sandbox_keys: Path):
+    keys = tmp_path / "sandbox-keys"
+    shutil.copytree(sandbox_keys, keys)
     harness = build(keys)
     yield harness
     await harness.http.aclose()
