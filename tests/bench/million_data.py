@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -306,6 +308,93 @@ async def _plain_indexes(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     return [(r["indexname"], r["indexdef"]) for r in rows]
 
 
+async def _constraint_indexes(conn: asyncpg.Connection) -> list[tuple[str, str, str, str]]:
+    """(table, constraint, PRIMARY KEY or UNIQUE, index definition) of the loaded tables' primary keys and
+    unique constraints that no foreign key references: dropped for the load (a row's insert into a B-tree
+    keyed by a random uuid costs more than a sort-built index after), made again: index first, then attached."""
+    rows = await conn.fetch(
+        "SELECT c.conrelid::regclass::text AS t, c.conname, c.contype::text AS contype, "
+        "pg_get_indexdef(c.conindid) AS definition "
+        "FROM pg_constraint c WHERE c.contype IN ('p', 'u') AND c.conrelid::regclass::text = ANY($1::text[]) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)",
+        list(LOADED_TABLES),
+    )
+    kinds = {"p": "PRIMARY KEY", "u": "UNIQUE"}
+    return [(r["t"], r["conname"], kinds[r["contype"]], r["definition"]) for r in rows]
+
+
+WORKERS = 3
+"""Processes generating and copying at once, each over a connection of its own (2 cores: the server's COPY of
+one overlaps the Python generation of another)."""
+INDEX_BUILDERS = 2
+"""Connections making the dropped indexes again (and vacuuming) at once."""
+_FORKED: list[Copier] = []
+"""The copiers, handed to the worker processes by fork (a template's asyncpg records do not pickle)."""
+
+
+def _starts_at(copiers: list[Copier], starts: dict[str, int], first: int) -> dict[str, int]:
+    """The first pk of each table for participant ``first`` (the participants before it take theirs in turn)."""
+    count = len(copiers)
+    cycles, rest = divmod(first, count)
+    made = dict(starts)
+    for n, copier in enumerate(copiers):
+        times = cycles + (1 if n < rest else 0)
+        for table, rows in copier.template.rows.items():
+            made[table] += times * len(rows)
+    return made
+
+
+def _worker(
+    url: str, columns: dict[str, list[str]], starts: dict[str, int], first: int, last: int, seed: int, talk: bool
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """In a worker process: participants ``first``..``last`` made and copied over a connection of its own."""
+    return asyncio.run(_copy_range(url, columns, starts, first, last, seed, talk))
+
+
+async def _copy_range(
+    url: str, columns: dict[str, list[str]], starts: dict[str, int], first: int, last: int, seed: int, talk: bool
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    copiers = _FORKED
+    rng = random.Random(seed)
+    pks = PkCounter(_starts_at(copiers, starts, first))
+    patients: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
+    began = time.perf_counter()
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        await conn.execute("SET session_replication_role = replica; SET synchronous_commit = off")
+        for at in range(first, last, BATCH):
+            out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in LOADED_TABLES}
+            for index in range(at, min(at + BATCH, last)):
+                patients.append(copy_rows(copiers[index % len(copiers)], index, rng, pks, out))
+            async with conn.transaction():
+                for table, records in out.items():
+                    if records:
+                        await conn.copy_records_to_table(table, records=records, columns=columns[table])
+                        counts[table] = counts.get(table, 0) + len(records)
+            if talk and (at - first) // BATCH % 10 == 9:
+                print(f"  worker 1: {at + BATCH - first} participants, {time.perf_counter() - began:.0f} s", flush=True)
+    finally:
+        await conn.close()
+    return patients, counts
+
+
+async def _each(url: str, statements: list[str], connections: int) -> None:
+    """The statements run over ``connections`` connections at once, each taking the next."""
+    queue = list(reversed(statements))
+
+    async def runner() -> None:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            await conn.execute("SET maintenance_work_mem = '512MB'")
+            while queue:
+                await conn.execute(queue.pop())
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(runner() for _ in range(connections)))
+
+
 async def load(
     url: str,
     templates: list[Template],
@@ -313,17 +402,15 @@ async def load(
     seed: int = 21,
     progress: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """``participants`` copies of the templates (in turn) into the database at ``url``."""
+    """``participants`` copies of the templates (in turn) into the database at ``url``: WORKERS processes
+    each COPY a share over a connection of their own; the plain indexes are dropped before and made again
+    after (INDEX_BUILDERS at once, the largest first), then VACUUM (ANALYZE) so index-only scans hold."""
     report = LoadReport(participants=participants)
-    rng = random.Random(seed)
     today = datetime.now(UTC).date()
-    copiers = [Copier(t, today) for t in templates]
+    _FORKED[:] = [Copier(t, today) for t in templates]
     began = time.perf_counter()
     conn = await asyncpg.connect(dsn(url))
     try:
-        await conn.execute(
-            "SET session_replication_role = replica; SET synchronous_commit = off; SET maintenance_work_mem = '512MB'"
-        )
         columns: dict[str, list[str]] = {}
         starts: dict[str, int] = {}
         for table in LOADED_TABLES:
@@ -342,40 +429,46 @@ async def load(
         indexes = await _plain_indexes(conn)
         for name, _ in indexes:
             await conn.execute(f'DROP INDEX "{name}"')
-        pks = PkCounter(starts)
-        batches: asyncio.Queue[dict[str, list[tuple[Any, ...]]] | None] = asyncio.Queue(maxsize=2)
-        loop = asyncio.get_running_loop()
-
-        def generate() -> None:  # in a thread: the next batch is made while the server takes the last one
-            for first in range(0, participants, BATCH):
-                out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in LOADED_TABLES}
-                for index in range(first, min(first + BATCH, participants)):
-                    report.patients.append(copy_rows(copiers[index % len(copiers)], index, rng, pks, out))
-                asyncio.run_coroutine_threadsafe(batches.put(out), loop).result()
-            asyncio.run_coroutine_threadsafe(batches.put(None), loop).result()
-
-        maker = loop.run_in_executor(None, generate)
-        done = 0
-        while (out := await batches.get()) is not None:
-            async with conn.transaction():
-                for table, records in out.items():
-                    if records:
-                        await conn.copy_records_to_table(table, records=records, columns=columns[table])
-                        report.rows[table] = report.rows.get(table, 0) + len(records)
-            done += 1
-            if progress and done % 10 == 0:
-                elapsed = time.perf_counter() - began
-                progress(f"  {done * BATCH} participants, {report.resources} resources, {elapsed:.0f} s")
-        await maker
-        if progress:
-            progress(f"  copied in {time.perf_counter() - began:.0f} s; indexes and ANALYZE next")
-        for _, definition in indexes:
-            await conn.execute(definition)
-        for table in LOADED_TABLES:
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'pk'), (SELECT max(pk) FROM {table}))")
-        await conn.execute("ANALYZE")
+        constraints = await _constraint_indexes(conn)
+        for table, name, _, definition in constraints:
+            await conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+            indexes.append((name, definition))
+        sizes = {t: sum(len(c.template.rows.get(t, [])) for c in _FORKED) for t in LOADED_TABLES}
     finally:
         await conn.close()
+    share = -(-participants // WORKERS)
+    ranges = [(a, min(a + share, participants)) for a in range(0, participants, share)]
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("fork")) as pool:
+        jobs = [
+            loop.run_in_executor(pool, _worker, url, columns, starts, a, b, seed + n, progress is not None and n == 0)
+            for n, (a, b) in enumerate(ranges)
+        ]
+        for patients, counts in await asyncio.gather(*jobs):
+            report.patients += patients
+            for table, n in counts.items():
+                report.rows[table] = report.rows.get(table, 0) + n
+    copied = time.perf_counter()
+    if progress:
+        progress(f"  copied in {copied - began:.0f} s; indexes and VACUUM (ANALYZE) next")
+    indexes.sort(key=lambda item: -sizes.get(item[1].split(" ON public.")[1].split(" ")[0], 0))
+    await _each(url, [definition for _, definition in indexes], INDEX_BUILDERS)
+    attach = [
+        f'ALTER TABLE {t} ADD CONSTRAINT "{name}" {kind} USING INDEX "{name}"' for t, name, kind, _ in constraints
+    ]
+    await _each(url, attach, 1)
+    indexed = time.perf_counter()
+    if progress:
+        progress(f"  indexes in {indexed - copied:.0f} s")
+    sequences = [
+        f"SELECT setval(pg_get_serial_sequence('{table}', 'pk'), (SELECT max(pk) FROM {table}))"
+        for table in LOADED_TABLES
+    ]
+    await _each(url, sequences, 1)
+    ordered = sorted(LOADED_TABLES, key=lambda t: -sizes[t])
+    await _each(url, [f"VACUUM (ANALYZE) {table}" for table in ordered], INDEX_BUILDERS)
+    if progress:
+        progress(f"  VACUUM (ANALYZE) in {time.perf_counter() - indexed:.0f} s")
     report.seconds = time.perf_counter() - began
     return report
 

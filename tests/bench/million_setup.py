@@ -170,7 +170,8 @@ async def _template(conn: Any, program_id: str, specialist_id: str, i: int, regi
                 text=f"Check-in {n}: participant reviewed the week and named one next step in their own words.",
             ),
         )
-        await operations.sign_note(conn, program_id, note.id, expected_version=None)
+        signed = start + timedelta(minutes=75)  # the note's date is its session's, as a specialist signs it
+        await operations.sign_note(conn, program_id, note.id, expected_version=None, now=signed)
     if i % 4 == 0:
         instrument = registry.get("phq-9")
         completed = datetime.combine(today - timedelta(days=20 + i), time(10), tzinfo=UTC)

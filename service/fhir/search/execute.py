@@ -42,7 +42,7 @@ class Projection:
         return [
             R.program_id == self.program_id,
             R.resource_type == query.resource_type,
-            *(self.compiler.criterion(c) for c in query.criteria),
+            *self.compiler.criteria(query.criteria),
             *([self.inside] if self.inside is not None else []),
         ]
 

@@ -47,6 +47,24 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(column.startswith(prefix, autoescape=True), func.substr(column, 1, len(prefix)) == prefix)
 
 
+REPEATING_DATES = frozenset({("Goal", "target-date")})
+"""Date parameters a resource can hold several values of (``Goal.target`` repeats): each bound may be met by
+a value of its own, so their bounds stay separate conditions."""
+
+
+def _one_bound(resource_type: str, criterion: Criterion) -> bool:
+    """A one-value, plain date criterion on an index row of a single-valued parameter."""
+    return (
+        criterion.kind == "date"
+        and criterion.missing is None
+        and not criterion.negate
+        and len(criterion.values) == 1
+        and isinstance(criterion.values[0], DateValue)
+        and criterion.values[0].prefix != "ne"
+        and (resource_type, criterion.param) not in REPEATING_DATES
+    )
+
+
 class Compiler:
     """Conditions on ``fhir_resources`` rows of one program and resource type."""
 
@@ -99,6 +117,21 @@ class Compiler:
         if value.no_system:
             return and_(found, not_(self.rows(param, lambda c: ends_with(c.token, "|" + code))))
         return found
+
+    def criteria(self, criteria: tuple[Criterion, ...]) -> list[ColumnElement[bool]]:
+        """The criteria AND-ed, the single-valued date parameters' bounds of one parameter (``date=ge..&
+        date=lt..``) in one EXISTS over one index row: a range the index scans between both bounds, where
+        two EXISTS would scan from one bound to the end of the index."""
+        bounds: dict[str, list[DateValue]] = {}
+        rest: list[ColumnElement[bool]] = []
+        for c in criteria:
+            if _one_bound(self.resource_type, c):
+                bounds.setdefault(c.param, []).append(c.values[0])  # type: ignore[arg-type]
+            else:
+                rest.append(self.criterion(c))
+        for param, values in bounds.items():
+            rest.append(self.rows(param, lambda c, vs=values: and_(*(date_condition(c.moment, v) for v in vs))))
+        return rest
 
     def criterion(self, criterion: Criterion) -> ColumnElement[bool]:
         if criterion.missing is not None:

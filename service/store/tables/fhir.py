@@ -57,7 +57,7 @@ fhir_search = Table(
     "fhir_search",
     metadata,
     Column("pk", PK, primary_key=True, autoincrement=True),
-    Column("resource_pk", PK, ForeignKey("fhir_resources.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("resource_pk", PK, ForeignKey("fhir_resources.pk", ondelete="CASCADE"), nullable=False),
     Column("program_id", ID, nullable=False),
     Column("resource_type", String(40), nullable=False),
     Column("param", String(40), nullable=False),
@@ -65,6 +65,7 @@ fhir_search = Table(
     Column("moment", UTCDateTime, nullable=True),
     Index(None, "program_id", "resource_type", "param", "token"),
     Index(None, "program_id", "resource_type", "param", "moment"),
+    Index(None, "resource_pk", "param"),  # a resource's rows of one parameter (EXISTS, _include); migration 0017
 )
 
 # --- Inbound FHIR ----------------------------------------------------------------------------------
