@@ -74,7 +74,7 @@ def conditions(job: jobs.Job, resource_type: str) -> list[ColumnElement[bool]]:
     filters = queries(request, resource_type)
     if filters:
         compiler = Compiler(job.program_id, resource_type)
-        where.append(or_(*(and_(*(compiler.criterion(c) for c in q.criteria)) for q in filters)))
+        where.append(or_(*(and_(*compiler.criteria(q.criteria)) for q in filters)))
     return where
 
 

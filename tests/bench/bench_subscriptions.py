@@ -178,6 +178,14 @@ async def _prepare(url: str, endpoint: str, count: int) -> tuple[str, list[str]]
         await database.dispose()
 
 
+async def _active(database: Any) -> bool:
+    from service.store.tables import subscriptions
+
+    async with database.read() as conn:
+        status = (await conn.execute(select(subscriptions.c.status).limit(1))).scalar_one()
+    return bool(status == "active")
+
+
 async def _measure(
     url: str, receipts: Receipts, program_id: str, referrals: list[str], idle: float
 ) -> dict[int, float]:
@@ -199,6 +207,11 @@ async def _measure(
         deadline = time.monotonic() + 30
         while "handshake" not in receipts.kinds:
             assert time.monotonic() < deadline, f"no handshake: {receipts.kinds}"
+            await asyncio.sleep(0.01)
+        # the handshake is answered before the worker records the subscription active; events are written
+        # only for active subscriptions, so wait for that too (a loaded machine shows the gap)
+        while not await _active(database):
+            assert time.monotonic() < deadline, "the subscription did not become active"
             await asyncio.sleep(0.01)
         e = subscription_events.c
         for referral in referrals:
