@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 import structlog
 
@@ -94,22 +93,16 @@ class Batcher:
                 self.loop.run_in_executor(None, appender.checkpoint)
 
     async def _drain_postgres(self) -> None:
-        """One pooled connection for as long as batches keep coming (checking one out costs a ping
-        round trip, and every round trip waits a turn of a loaded event loop). The last batch is
+        """One connection of the audit pool for as long as batches keep coming (no ping on checkout:
+        a connection the server closed is known without one, Database.driver). The last batch is
         answered once the connection is back in the pool, so no task outlives the requests."""
         batch: list[tuple[Prepared, asyncio.Future[None]]] = []
         committed: list[tuple[Prepared, asyncio.Future[None]]] = []
         try:
-            async with self.database.engine.connect() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection
+            async with self.database.driver(self.database.audit_engine) as driver:
                 while self.pending:
                     batch = self._take()
-                    try:
-                        await append_postgres(driver, [p for p, _ in batch])
-                    except BaseException:
-                        if driver.is_closed():
-                            await conn.invalidate()
-                        raise
+                    await append_postgres(driver, [p for p, _ in batch])
                     batch, committed = [], batch
                     if self.pending:
                         self._done(committed)

@@ -57,12 +57,23 @@ _CURRENT_SQL = (
     "WHERE program_id = ? AND resource_type = ? AND resource_id = ?"
 )
 
+_PG_CURRENT_SQL = (
+    "SELECT resource_type, resource_id, version_id, last_updated, body, patient_id FROM fhir_resources "
+    "WHERE program_id = $1 AND resource_type = $2 AND resource_id = $3"
+)
+
 
 async def read_current(
     database: Database, program_id: str, resource_type: str, resource_id: str, organization: str | None = None
 ) -> StoredResource:
-    """The hot read. On a SQLite file, for the program's own clients: one keyed statement on a raw
-    driver connection of the loop reader (no statement compilation, no result processing); else ``current``."""
+    """The hot read, for the program's own clients: one keyed statement on a raw driver connection (no
+    statement compilation, no result processing): on PostgreSQL through asyncpg on the read pool, on a
+    SQLite file on the loop reader; else ``current``."""
+    if organization is None and not database.is_sqlite:
+        found = await database.fetch_row(_PG_CURRENT_SQL, program_id, resource_type, resource_id)
+        if found is None:
+            raise NotFound(f"no {resource_type} with that id")
+        return StoredResource(found[0], found[1], found[2], found[3], found[4], found[5])
     if database.loop_reader is None or organization is not None:
         async with database.read() as conn:
             return await current(conn, program_id, resource_type, resource_id, organization)

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_POOL_SIZE = 24
@@ -76,6 +77,7 @@ class _LoopReadConnection:
 
 class Database:
     loop_reader: Engine | None = None
+    audit_engine: AsyncEngine | None = None
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
@@ -112,6 +114,13 @@ class Database:
                 max_overflow=READ_POOL_OVERFLOW,
                 **common,
             )
+            # The audit's group commit (service.audit.batching): one connection per event loop, held
+            # while batches keep coming; autocommit, no ping (three round trips per batch: BEGIN, a
+            # statement, ROLLBACK), no reset, a closed one replaced (``driver``). Its own pool, so a
+            # batch never waits for a read connection held by a request that waits for the batch.
+            self.audit_engine = create_async_engine(
+                self.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_size=2, **common
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,6 +143,40 @@ class Database:
         async with self.read_engine.connect() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def driver(self, engine: AsyncEngine | None = None) -> AsyncIterator[Any]:
+        """PostgreSQL: the asyncpg connection of a pooled read connection (autocommit; no ping, no
+        reset), for statements past SQLAlchemy. A pooled connection the server has closed is known
+        without a round trip (asyncpg sees the socket close while it idles in the pool): it is
+        dropped and another taken, which is what a pre-ping would have done. A connection found
+        closed after an error is dropped from the pool, and the error raised. ``engine``: another
+        autocommit engine's pool (the audit's)."""
+        engine = engine or self.read_engine
+        fairy = await engine.raw_connection()
+        for _ in range(READ_POOL_SIZE):
+            if not cast(Any, fairy.driver_connection).is_closed():
+                break
+            await greenlet_spawn(fairy.invalidate)  # closes it and hands the record back: no close()
+            fairy = await engine.raw_connection()  # the record connects afresh when its turn comes
+        connection: Any = fairy.driver_connection
+        try:
+            yield connection
+        except BaseException:
+            if connection.is_closed():
+                await greenlet_spawn(fairy.invalidate)
+                raise
+            await greenlet_spawn(fairy.close)
+            raise
+        await greenlet_spawn(fairy.close)  # back to the pool (autocommit: nothing to reset)
+
+    async def fetch_row(self, sql: str, *arguments: Any) -> Any:
+        """PostgreSQL: one statement (``$1``-style placeholders), its row or None. For the hot keyed
+        read: no statement compilation, no result processing, no per-connection lock of the
+        SQLAlchemy adapter; the text is constant, so asyncpg's own statement cache prepares it once
+        per connection."""
+        async with self.driver() as connection:
+            return await connection.fetchrow(sql, *arguments)
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -144,3 +187,5 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self.audit_engine is not None:
+            await self.audit_engine.dispose()

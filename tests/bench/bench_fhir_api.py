@@ -1,6 +1,7 @@
 """FHIR API throughput: the gateway as a real process against a floor measured in the same run.
 
     python -m tests.bench.bench_fhir_api [SECONDS] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432]
+    (or --postgres "postgresql+asyncpg://postgres@/?host=/var/run/postgresql": the server's Unix socket)
 
 Starts, on 127.0.0.1 only:
 - the gateway: `peerlink migrate`, `peerlink seed`, `peerlink serve` (uvicorn, log level warning)
@@ -291,18 +292,23 @@ def scenarios(base: str, token: str) -> list[Scenario]:
 
 @contextlib.contextmanager
 def fresh_postgres(server: str | None) -> Iterator[str | None]:
-    """A new, empty database on the PostgreSQL server at ``server`` (a URL without the database), its
-    URL; dropped afterwards. None without a server (the bench then runs on SQLite)."""
+    """A new, empty database on the PostgreSQL server at ``server`` (a URL without the database, or
+    with ``?host=/var/run/postgresql``: its Unix socket), its URL; dropped afterwards. None without a
+    server (the bench then runs on SQLite)."""
     if not server:
         yield os.environ.get("PEERLINK_BENCH_DATABASE_URL")
         return
     import asyncpg
 
     name = f"peerlink_bench_{os.getpid()}_{int(time.time())}"
-    admin = server.rstrip("/").replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server)
+    socket_dir = url.query.get("host")
+    admin = url.set(drivername="postgresql", database="postgres", query={})
 
     async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
+        connection = await asyncpg.connect(admin.render_as_string(hide_password=False), host=socket_dir)
         try:
             await connection.execute(sql)
         finally:
@@ -310,7 +316,7 @@ def fresh_postgres(server: str | None) -> Iterator[str | None]:
 
     asyncio.run(run(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{server.rstrip('/')}/{name}"
+        yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

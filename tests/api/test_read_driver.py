@@ -1,0 +1,55 @@
+"""The hot read by id past SQLAlchemy (on PostgreSQL the asyncpg connection of the read pool, on a
+SQLite file the loop reader): the same resource as the general read, and reads that carry on after
+the server closed the pooled connections."""
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from mappings.ids import fhir_id
+from service.audit import AuditRecord, write
+from service.domain.errors import NotFound
+from service.fhir import repository
+from tests.factories import World
+
+
+async def test_the_hot_read_is_the_general_read(client, program, database):
+    world = await World(client).build()
+    fid = fhir_id(program.identifier_system, "participant", world.ids["participant"])
+    hot = await repository.read_current(database, program.id, "Patient", fid)
+    async with database.read() as conn:
+        general = await repository.current(conn, program.id, "Patient", fid)
+    assert hot == general
+    assert hot.last_updated.utcoffset() == timedelta(0)
+    assert isinstance(hot.body, bytes) and hot.patient_id == fid
+    response = await client.get(f"/fhir/Patient/{fid}")
+    assert response.status_code == 200 and response.content == hot.body
+    with pytest.raises(NotFound):
+        await repository.read_current(database, program.id, "Patient", "no-such-patient")
+    with pytest.raises(NotFound):  # another program's resource is not found
+        await repository.read_current(database, "another-program", "Patient", fid)
+
+
+async def test_reads_and_audit_records_carry_on_after_the_server_closed_the_connections(database, program):
+    if database.is_sqlite:
+        pytest.skip("a server closing pooled connections: PostgreSQL only")
+    await asyncio.gather(*(_missing(database, program.id) for _ in range(6)))  # pooled read connections
+    admin = await asyncpg.connect(database.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        closed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert closed >= 1
+    await asyncio.sleep(0.3)  # the event loop sees the sockets close
+    await asyncio.gather(*(_missing(database, program.id) for _ in range(6)))
+    await write(database, AuditRecord("rest", "read", "R", "0", program_id=program.id))
+
+
+async def _missing(database, program_id: str) -> None:
+    with pytest.raises(NotFound):
+        await repository.read_current(database, program_id, "Patient", "no-such-patient")
