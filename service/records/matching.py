@@ -142,6 +142,21 @@ class Assigned:
     def override(self) -> bool:
         return self.chosen.specialist_id != self.top.specialist_id
 
+    def audit_detail(self, by: str) -> dict[str, Any]:
+        """The assignment as its audit record keeps it, the same from the peer API and the console."""
+        return {
+            "referral_id": self.referral.id,
+            "specialist_id": self.chosen.specialist_id,
+            "rank": self.chosen.rank,
+            "of": self.of,
+            "score": str(self.chosen.score),
+            "top_specialist_id": self.top.specialist_id,
+            "override": self.override,
+            "by": by,
+            # the factor values at the time of assignment, for the evidence of whether matching helps
+            "factors": {f.factor: str(f.value) for f in self.chosen.factors},
+        }
+
 
 async def assign(
     conn: AsyncConnection,

@@ -179,18 +179,7 @@ async def assign_referral(
                     _reference(program, "specialist", body.specialist_id, "Practitioner"),
                 }
             ),
-            "assignment": {
-                "referral_id": referral.id,
-                "specialist_id": done.chosen.specialist_id,
-                "rank": done.chosen.rank,
-                "of": done.of,
-                "score": str(done.chosen.score),
-                "top_specialist_id": done.top.specialist_id,
-                "override": done.override,
-                "by": body.by,
-                # the factor values at the time of assignment, for the evidence of whether matching helps
-                "factors": {f.factor: str(f.value) for f in done.chosen.factors},
-            },
+            "assignment": done.audit_detail(body.by),
             "reason": body.reason,
         }
         purpose = request.headers.get(audit_trail.PURPOSE_HEADER)

@@ -100,14 +100,7 @@ async def accept_referral(
                 now=now,
             )
             detail = _changed(program, done.referral, specialist_id)
-            detail["assignment"] = {
-                "specialist_id": done.chosen.specialist_id,
-                "rank": done.chosen.rank,
-                "of": done.of,
-                "score": str(done.chosen.score),
-                "top_specialist_id": done.top.specialist_id,
-                "override": done.override,
-            }
+            detail["assignment"] = done.audit_detail(user.username)
             detail["reason"] = reason.strip()
             await console_audit(conn, request, user, "referral-accept", action="U", detail=detail)
     except PeerLinkError as error:
