@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.fhir.search import Cursor, SearchQuery, Sort, parse
 from service.fhir.search.paging import Page, page
-from service.fhir.search.query import Criterion, DateValue, ReferenceValue, TokenValue, Value
+from service.fhir.search.query import After, Criterion, DateValue, ReferenceValue, TokenValue, Value
 from service.fhir.search.sql import date_condition, ends_with
 from service.fhir.search.values import bad
 from service.fhir.search_params import ParamType, SearchParam
@@ -199,7 +199,7 @@ class AuditLog:
         as_of = [L.seq <= query.cursor.snapshot] if query.cursor is not None else []
         return [tenant(self.program_id), *as_of, *(condition(c) for c in query.criteria)]
 
-    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
+    def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
         return None if sort.key is None else L.recorded  # date and _lastUpdated: when recorded
 
     def snapshot(self) -> Any:

@@ -147,9 +147,10 @@ def grant_type(resource_type: str, sud_counseling_note: bool = False) -> str:
     return SUD_COUNSELING_NOTE if sud_counseling_note and resource_type == "DocumentReference" else resource_type
 
 
-def _grant_rows(program_id: Any, organization: str, patient: Any, today: date) -> list[ColumnElement[bool]]:
+def _grant_rows(program_id: Any, organization: Any, patient: Any, today: Any) -> list[ColumnElement[bool]]:
     """The conditions every channel puts on ``access_grants``: the program, the recipient, the
-    participant, and a grant in force today (a revoked consent has no rows left)."""
+    participant, and a grant in force today (a revoked consent has no rows left). ``organization`` and
+    ``today``: values, or bind parameters standing for them."""
     g = access_grants.c
     rows = [
         g.program_id == program_id,
@@ -174,11 +175,14 @@ def _sud_counseling_note() -> ColumnElement[bool]:
     return and_(r.resource_type == "DocumentReference", r.source_kind == "note", flagged)
 
 
-def visible(organization: str | None, today: date | None = None) -> ColumnElement[bool] | None:
-    """The condition on a ``fhir_resources`` row for what ``organization`` may see (None: no limit)."""
+def visible(organization: Any, today: Any = None) -> ColumnElement[bool] | None:
+    """The condition on a ``fhir_resources`` row for what ``organization`` may see (None: no limit).
+    ``organization`` and ``today`` (default: today): values, or bind parameters standing for them (a
+    statement kept for every searcher of its shape, service.fhir.search.execute)."""
     if organization is None:
         return None
-    today = today or datetime.now(UTC).date()
+    if today is None:
+        today = datetime.now(UTC).date()
     r, g = fhir_resources.c, access_grants.c
     # a consent (no source) opens the program's own records, never the clinical context another
     # clinic sent with a referral (its Observations and QuestionnaireResponses are not assessments)

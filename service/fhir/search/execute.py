@@ -3,18 +3,20 @@ and the ``_include``/``_revinclude`` resources, all inside the searcher's data b
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
 from service.store.tables import fhir_resources, fhir_search, fhir_versions
 
-from .paging import page
-from .query import Cursor, Found, SearchQuery, SearchResult, Sort
-from .sql import Compiler, R
+from .paging import Statements, run_page, statements
+from .query import After, Cursor, Found, SearchQuery, SearchResult, Sort
+from .sql import Compiler, R, Shape
 from .values import TYPED_REFERENCE
 
 CANONICAL_TYPES = frozenset({"Questionnaire"})
@@ -27,26 +29,30 @@ def _found(row: Any) -> Found:
 
 class Projection:
     """The :class:`Source` of the projection: one program's ``fhir_resources`` of the searched type,
-    inside the searcher's data boundary; criteria are EXISTS on ``fhir_search`` (:mod:`.sql`)."""
+    inside the searcher's data boundary; criteria are EXISTS on ``fhir_search`` (:mod:`.sql`).
+    ``program_id`` and ``organization`` may be bind parameters standing for them (``today`` then too)."""
 
     table = fhir_resources
     pk = R.pk
     columns = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
 
-    def __init__(self, program_id: str, resource_type: str, organization: str | None) -> None:
+    def __init__(self, program_id: Any, resource_type: str, organization: Any, today: Any = None) -> None:
         self.program_id = program_id
         self.compiler = Compiler(program_id, resource_type)
-        self.inside = visible(organization)
+        self.inside = visible(organization, today)
 
-    def filters(self, query: SearchQuery) -> list[ColumnElement[bool]]:
+    def scope(self, resource_type: Any) -> list[ColumnElement[bool]]:
+        """The program's resources of the type, inside the boundary."""
         return [
             R.program_id == self.program_id,
-            R.resource_type == query.resource_type,
-            *self.compiler.criteria(query.criteria),
+            R.resource_type == resource_type,
             *([self.inside] if self.inside is not None else []),
         ]
 
-    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
+    def filters(self, query: SearchQuery) -> list[ColumnElement[bool]]:
+        return [*self.scope(query.resource_type), *self.compiler.criteria(query.criteria)]
+
+    def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
         return self.compiler.sort_key(sort, cursor)
 
     def snapshot(self) -> Any:
@@ -56,15 +62,57 @@ class Projection:
 _SNAPSHOT = select(func.coalesce(func.max(fhir_versions.c.pk), 0)).scalar_subquery()
 """Built once: SQLAlchemy's function constructs cost more than the rest of a page's statement."""
 
+KEPT_STATEMENTS = 512
+"""Statements kept by shape (a bounded number: shapes come from requests)."""
+_kept: dict[Hashable, Statements] = {}
+
+
+def prepare(program_id: str, query: SearchQuery, organization: str | None) -> tuple[Statements, dict[str, Any]]:
+    """The page's statements for the query's shape (built once per shape, with bind parameters for
+    every value: the program, the boundary's organization and day, the criteria's values, the cursor
+    and the limit) and this query's values for them."""
+    shapes, values = Compiler(program_id, query.resource_type).plan(query.criteria)
+    cursor = query.cursor
+    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None)
+    parameters: dict[str, Any] = {"program": program_id, "type": query.resource_type, "limit": query.count + 1}
+    parameters.update((f"v{i}", value) for i, value in enumerate(values))
+    if organization is not None:
+        parameters.update(organization=organization, today=datetime.now(UTC).date())
+    if cursor is not None:
+        parameters.update(cursor_key=cursor.key, cursor_pk=cursor.pk, cursor_snapshot=cursor.snapshot)
+    built = _kept.get(key)
+    if built is None:
+        built = _kept[key] = _build(query, shapes, len(values), organization is not None)
+        if len(_kept) > KEPT_STATEMENTS:
+            del _kept[next(iter(_kept))]
+    return built, parameters
+
+
+def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Statements:
+    source = Projection(
+        bindparam("program"),
+        query.resource_type,
+        bindparam("organization") if bounded else None,
+        bindparam("today") if bounded else None,
+    )
+    taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
+    filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken)]
+    if next(taken, None) is not None:
+        raise AssertionError("a search plan's values and its SQL disagree")  # never: a bug in .sql
+    cursor = None
+    if query.cursor is not None:
+        cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
+    return statements(source, query, filters, cursor, bindparam("limit"))
+
 
 async def run(
     conn: AsyncConnection, program_id: str, query: SearchQuery, organization: str | None = None
 ) -> SearchResult:
     """``organization``: the searcher's data boundary; matches and includes outside it do not exist."""
-    source = Projection(program_id, query.resource_type, organization)
-    found = await page(conn, source, query)
+    found = await run_page(conn, query, *prepare(program_id, query, organization))
     matches = [_found(row) for row in found.rows]
-    included = await _included(conn, program_id, query, matches, source.inside)
+    inside = visible(organization) if organization is not None and (query.includes or query.revincludes) else None
+    included = await _included(conn, program_id, query, matches, inside)
     return SearchResult(found.total, matches, included, found.next_cursor)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .cursor import encode_cursor
-from .query import Cursor, SearchQuery, Sort
+from .query import After, Cursor, SearchQuery, Sort
 
 
 class Source(Protocol):
@@ -33,8 +33,8 @@ class Source(Protocol):
         """The rows the query matches: the searcher's scope and every criterion (and, on a later
         page, the rows as of the cursor's snapshot when the source pins one)."""
 
-    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
-        """The current row's sort key (None: pk order)."""
+    def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
+        """The current row's sort key (None: pk order), on a later page as of ``cursor``'s snapshot."""
 
     def snapshot(self) -> Any:
         """A scalar subquery: the point in time paging starts at, carried in the cursor."""
@@ -47,9 +47,51 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class Statements:
+    """A page's statements: its rows (keyset-paged; rows carry ``pk``, ``snapshot`` and, when sorted on
+    a key, ``k``) and the count of every match."""
+
+    rows: Any
+    count: Any
+    keyed: bool
+
+
+def statements(
+    source: Source, query: SearchQuery, filters: list[ColumnElement[bool]], cursor: Cursor | After | None, limit: Any
+) -> Statements:
+    """The statements of a page of ``query`` after ``cursor`` (its values, or bind parameters standing
+    for them), ``limit`` rows at most (the page and one more, or a bind parameter)."""
+    count = select(func.count()).select_from(source.table).where(*filters)
+    key = source.sort_key(query.sort, cursor)
+    snapshot = source.snapshot().label("snapshot")
+    descending = query.sort.descending
+    if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
+        pk = source.pk
+        statement = select(*source.columns, snapshot).where(*filters)
+        if cursor is not None:
+            statement = statement.where(pk < cursor.pk if descending else pk > cursor.pk)
+        statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(limit)
+        return Statements(statement, count, keyed=False)
+    inner = select(*source.columns, key.label("k")).where(*filters).subquery()
+    statement = select(inner, snapshot)
+    if cursor is not None:
+        after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
+        beyond = inner.c.k < cursor.key if descending else inner.c.k > cursor.key
+        statement = statement.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
+    order = [inner.c.k, inner.c.pk]
+    statement = statement.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(limit)
+    return Statements(statement, count, keyed=True)
+
+
 async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Page:
     """The query's page: keyset-paged on the sort key and pk, with its total (when asked for)."""
-    filters = source.filters(query)
+    built = statements(source, query, source.filters(query), query.cursor, query.count + 1)
+    return await run_page(conn, query, built, {})
+
+
+async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements, parameters: dict[str, Any]) -> Page:
+    """The page of ``query`` by its statements (``parameters``: the values of their bind parameters)."""
     total = None
     # A first page that holds every match is its own total (no count at all); a first page with more
     # after it counts them in a statement of its own, which reads the index alone (a window count over
@@ -57,39 +99,21 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
     # profiled). Later pages, and count-only searches, count the same way.
     counted_with_page = query.total and query.cursor is None and not (query.summary_count or query.count == 0)
     if query.total and not counted_with_page:
-        total = await _count(conn, source, filters)
+        total = await _count(conn, built.count, parameters)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
-
-    key = source.sort_key(query.sort, query.cursor)
-    snapshot = source.snapshot().label("snapshot")
-    cursor, descending = query.cursor, query.sort.descending
-    if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
-        pk = source.pk
-        statement = select(*source.columns, snapshot).where(*filters)
-        if cursor is not None:
-            statement = statement.where(pk < cursor.pk if descending else pk > cursor.pk)
-        statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(query.count + 1)
-    else:
-        inner = select(*source.columns, key.label("k")).where(*filters).subquery()
-        statement = select(inner, snapshot)
-        if cursor is not None:
-            after = inner.c.pk < cursor.pk if descending else inner.c.pk > cursor.pk
-            beyond = inner.c.k < cursor.key if descending else inner.c.k > cursor.key
-            statement = statement.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
-        order = [inner.c.k, inner.c.pk]
-        statement = statement.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(query.count + 1)
-    rows = list((await conn.execute(statement)).all())
+    rows = list((await conn.execute(built.rows, parameters)).all())
     if counted_with_page:
-        total = len(rows) if len(rows) <= query.count else await _count(conn, source, filters)
+        total = len(rows) if len(rows) <= query.count else await _count(conn, built.count, parameters)
     next_cursor = None
+    cursor = query.cursor
     if len(rows) > query.count:
         rows = rows[: query.count]
         last = rows[-1]
         next_cursor = encode_cursor(
             Cursor(
                 query.sort.text,
-                last.k if key is not None else None,
+                last.k if built.keyed else None,
                 last.pk,
                 cursor.snapshot if cursor is not None else last.snapshot,
             )
@@ -97,5 +121,5 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
     return Page(total, rows, next_cursor)
 
 
-async def _count(conn: AsyncConnection, source: Source, filters: list[ColumnElement[bool]]) -> int:
-    return int((await conn.execute(select(func.count()).select_from(source.table).where(*filters))).scalar_one())
+async def _count(conn: AsyncConnection, statement: Any, parameters: dict[str, Any]) -> int:
+    return int((await conn.execute(statement, parameters)).scalar_one())

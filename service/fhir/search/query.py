@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -82,6 +82,16 @@ class Cursor:
     key: datetime | None
     pk: int
     snapshot: int
+
+
+@dataclass(frozen=True)
+class After:
+    """Where a later page starts (a :class:`Cursor`'s key, pk and snapshot): bind parameters standing
+    for them in a statement (SQL) kept for every later page of its shape."""
+
+    key: Any
+    pk: Any
+    snapshot: Any
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,17 @@
 """A typed query's criteria and sort key as SQL over the projection: every criterion is an EXISTS on
 ``fhir_search`` correlated to ``fhir_resources.pk`` (or a condition on the resource row for ``_id``
-and ``_lastUpdated``)."""
+and ``_lastUpdated``).
+
+Criteria are first *planned*: each AND-ed condition becomes a shape (nested tuples naming what is
+compared, never a value) and the values it compares, in the order its SQL takes them. The SQL is then
+*built* from the shapes alone, taking each value from an iterator in that order: the request's values
+themselves (:meth:`Compiler.criteria`), or bind parameters named by position, so that one statement
+per shape serves every search of that shape (:mod:`.statements`; building a statement cost more than
+running it, profiled)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, 
 from service.store.tables import fhir_resources, fhir_search, fhir_versions
 from service.store.types import UTCDateTime
 
-from .query import Criterion, Cursor, DateValue, ReferenceValue, Sort, StringValue, Value
+from .query import After, Criterion, Cursor, DateValue, ReferenceValue, Sort, StringValue, Value
 
 _SENTINEL_LOW = datetime(1, 1, 2, tzinfo=UTC)
 _SENTINEL_HIGH = datetime(9999, 12, 30, tzinfo=UTC)
@@ -20,31 +28,43 @@ INDEXED_LENGTH = 300
 """How much of a string the index keeps (lower-cased)."""
 
 R = fhir_resources.c
+Shape = tuple[Any, ...]
+"""Hashable: strings, numbers, booleans, None and tuples of them; no value a request sent."""
+Planned = tuple[Shape, list[Any]]
+
+
+def bounded(column: Any, prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
+    """``column`` against the range [low, high) under a FHIR date prefix."""
+    condition: ColumnElement[bool]
+    if prefix == "eq":
+        condition = and_(column >= low, column < high)
+    elif prefix == "ne":
+        condition = or_(column < low, column >= high)
+    elif prefix in ("gt", "le"):
+        condition = column >= high if prefix == "gt" else column < high
+    elif prefix in ("lt", "ge"):
+        condition = column < low if prefix == "lt" else column >= low
+    else:
+        raise ValueError(f"date prefix {prefix}")
+    return condition
 
 
 def date_condition(column: Any, value: DateValue) -> ColumnElement[bool]:
-    low, high = value.low, value.high
-    conditions: dict[str, ColumnElement[bool]] = {
-        "eq": and_(column >= low, column < high),
-        "ne": or_(column < low, column >= high),
-        "gt": column >= high,
-        "lt": column < low,
-        "ge": column >= low,
-        "le": column < high,
-    }
-    return conditions[value.prefix]
+    return bounded(column, value.prefix, value.low, value.high)
+
+
+def _ends_with(column: Any, length: Any, suffix: Any) -> ColumnElement[bool]:
+    return and_(func.length(column) > length, func.substr(column, func.length(column) - length + 1) == suffix)
 
 
 def ends_with(column: Any, suffix: str) -> ColumnElement[bool]:
     """Case-sensitive on both backends (SQLite's LIKE is not)."""
-    return and_(
-        func.length(column) > len(suffix),
-        func.substr(column, func.length(column) - len(suffix) + 1) == suffix,
-    )
+    return _ends_with(column, len(suffix), suffix)
 
 
-def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
-    return and_(column.startswith(prefix, autoescape=True), func.substr(column, 1, len(prefix)) == prefix)
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern with ESCAPE '/' (what SQLAlchemy's ``autoescape`` does)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 REPEATING_DATES = frozenset({("Goal", "target-date")})
@@ -65,14 +85,120 @@ def _one_bound(resource_type: str, criterion: Criterion) -> bool:
     )
 
 
-class Compiler:
-    """Conditions on ``fhir_resources`` rows of one program and resource type."""
+def _rows(param: str, condition: Shape | None) -> Shape:
+    return ("rows", param, condition)
 
-    def __init__(self, program_id: str, resource_type: str) -> None:
+
+class Compiler:
+    """Conditions on ``fhir_resources`` rows of one program and resource type. ``program_id``: the
+    program's id, or a bind parameter standing for it."""
+
+    def __init__(self, program_id: Any, resource_type: str) -> None:
         self.program_id = program_id
         self.resource_type = resource_type
 
-    def rows(self, param: str, condition: Any = None) -> ColumnElement[bool]:
+    # --- planning: shapes and values, no SQL -----------------------------------------------------
+
+    def plan(self, criteria: tuple[Criterion, ...]) -> Planned:
+        """The criteria AND-ed, the single-valued date parameters' bounds of one parameter (``date=ge..&
+        date=lt..``) in one EXISTS over one index row: a range the index scans between both bounds, where
+        two EXISTS would scan from one bound to the end of the index."""
+        bounds: dict[str, list[DateValue]] = {}
+        shapes: list[Shape] = []
+        values: list[Any] = []
+        for c in criteria:
+            if _one_bound(self.resource_type, c):
+                bounds.setdefault(c.param, []).append(c.values[0])  # type: ignore[arg-type]
+            else:
+                shape, taken = self._criterion(c)
+                shapes.append(shape)
+                values += taken
+        for param, dates in bounds.items():
+            shapes.append(_rows(param, ("date", tuple(d.prefix for d in dates))))
+            for d in dates:
+                values += [d.low, d.high]
+        return tuple(shapes), values
+
+    def _criterion(self, criterion: Criterion) -> Planned:
+        if criterion.missing is not None:
+            if criterion.kind in ("_id", "_lastUpdated"):
+                return ("false",) if criterion.missing else ("true",), []
+            present = _rows(criterion.param, None)
+            return ("not", present) if criterion.missing else present, []
+        if criterion.kind == "_id":
+            ids = [str(v) for v in criterion.values]
+            return ("ids", len(ids), criterion.negate), ids
+        shapes: list[Shape] = []
+        values: list[Any] = []
+        for value in criterion.values:
+            shape, taken = self._value(criterion, value)
+            shapes.append(shape)
+            values += taken
+        matched: Shape = ("or", tuple(shapes))
+        return ("not", matched) if criterion.negate else matched, values
+
+    def _value(self, criterion: Criterion, value: Value) -> Planned:
+        param = criterion.param
+        if isinstance(value, str):
+            return ("id",), [value]
+        if isinstance(value, DateValue):
+            if criterion.kind == "_lastUpdated":
+                return ("updated", value.prefix), [value.low, value.high]
+            return _rows(param, ("date", (value.prefix,))), [value.low, value.high]
+        if isinstance(value, StringValue):
+            text = value.text.lower()[:INDEXED_LENGTH]
+            if value.mode == "exact":
+                return _rows(param, ("eq",)), [text]
+            if value.mode == "contains":
+                return _rows(param, ("like",)), ["%" + like_escaped(text) + "%"]
+            return _rows(param, ("like",)), [like_escaped(text) + "%"]
+        if isinstance(value, ReferenceValue):
+            if value.any_type_id is not None:
+                suffix = "/" + value.any_type_id
+                return _rows(param, ("ends",)), [len(suffix), suffix]
+            return _rows(param, ("in", len(value.references))), list(value.references)
+        if value.code is None:
+            prefix = f"{value.system}|"
+            return _rows(param, ("starts",)), [like_escaped(prefix) + "%", len(prefix), prefix]
+        if value.system is not None:
+            return _rows(param, ("eq",)), [f"{value.system}|{value.code}"]
+        found = _rows(param, ("eq",))
+        if value.no_system:
+            suffix = "|" + value.code
+            return ("and", (found, ("not", _rows(param, ("ends",))))), [value.code, len(suffix), suffix]
+        return found, [value.code]
+
+    # --- building: SQL from shapes, each value taken from ``values`` in order --------------------
+
+    def build(self, shapes: Shape, values: Iterator[Any]) -> list[ColumnElement[bool]]:
+        return [self._build(shape, values) for shape in shapes]
+
+    def criteria(self, criteria: tuple[Criterion, ...]) -> list[ColumnElement[bool]]:
+        """The criteria as conditions holding their values (bulk export's ``_typeFilter``)."""
+        shapes, values = self.plan(criteria)
+        return self.build(shapes, iter(values))
+
+    def _build(self, shape: Shape, v: Iterator[Any]) -> ColumnElement[bool]:
+        op = shape[0]
+        if op == "rows":
+            return self.rows(shape[1], None if shape[2] is None else _row_condition(shape[2], v))
+        if op == "or":
+            return or_(*(self._build(s, v) for s in shape[1]))
+        if op == "and":
+            return and_(*(self._build(s, v) for s in shape[1]))
+        if op == "not":
+            return not_(self._build(shape[1], v))
+        if op == "id":
+            condition: ColumnElement[bool] = R.resource_id == next(v)
+            return condition
+        if op == "ids":
+            ids = [next(v) for _ in range(shape[1])]
+            return R.resource_id.not_in(ids) if shape[2] else R.resource_id.in_(ids)
+        if op == "updated":
+            return bounded(R.last_updated, shape[1], next(v), next(v))
+        return true() if op == "true" else false()
+
+    def rows(self, param: str, condition: Callable[[Any], ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
         """EXISTS an index row of ``param`` (meeting ``condition(row)``) for the current resource."""
         s = fhir_search.alias()
         where = [
@@ -85,67 +211,7 @@ class Compiler:
             where.append(condition(s.c))
         return exists().where(*where)
 
-    def value(self, criterion: Criterion, value: Value) -> ColumnElement[bool]:
-        param = criterion.param
-        if isinstance(value, str):
-            return R.resource_id == value
-        if isinstance(value, DateValue):
-            if criterion.kind == "_lastUpdated":
-                return date_condition(R.last_updated, value)
-            return self.rows(param, lambda c: date_condition(c.moment, value))
-        if isinstance(value, StringValue):
-            text = value.text.lower()[:INDEXED_LENGTH]
-            if value.mode == "exact":
-                return self.rows(param, lambda c: c.token == text)
-            if value.mode == "contains":
-                return self.rows(param, lambda c: c.token.contains(text, autoescape=True))
-            return self.rows(param, lambda c: c.token.startswith(text, autoescape=True))
-        if isinstance(value, ReferenceValue):
-            if value.any_type_id is not None:
-                suffix = "/" + value.any_type_id
-                return self.rows(param, lambda c: ends_with(c.token, suffix))
-            references = list(value.references)
-            return self.rows(param, lambda c: c.token.in_(references))
-        if value.code is None:
-            prefix = f"{value.system}|"
-            return self.rows(param, lambda c: _starts_with(c.token, prefix))
-        if value.system is not None:
-            token = f"{value.system}|{value.code}"
-            return self.rows(param, lambda c: c.token == token)
-        code = value.code
-        found = self.rows(param, lambda c: c.token == code)
-        if value.no_system:
-            return and_(found, not_(self.rows(param, lambda c: ends_with(c.token, "|" + code))))
-        return found
-
-    def criteria(self, criteria: tuple[Criterion, ...]) -> list[ColumnElement[bool]]:
-        """The criteria AND-ed, the single-valued date parameters' bounds of one parameter (``date=ge..&
-        date=lt..``) in one EXISTS over one index row: a range the index scans between both bounds, where
-        two EXISTS would scan from one bound to the end of the index."""
-        bounds: dict[str, list[DateValue]] = {}
-        rest: list[ColumnElement[bool]] = []
-        for c in criteria:
-            if _one_bound(self.resource_type, c):
-                bounds.setdefault(c.param, []).append(c.values[0])  # type: ignore[arg-type]
-            else:
-                rest.append(self.criterion(c))
-        for param, values in bounds.items():
-            rest.append(self.rows(param, lambda c, vs=values: and_(*(date_condition(c.moment, v) for v in vs))))
-        return rest
-
-    def criterion(self, criterion: Criterion) -> ColumnElement[bool]:
-        if criterion.missing is not None:
-            if criterion.kind in ("_id", "_lastUpdated"):
-                return false() if criterion.missing else true()
-            present = self.rows(criterion.param)
-            return not_(present) if criterion.missing else present
-        if criterion.kind == "_id":
-            ids = [str(v) for v in criterion.values]
-            return R.resource_id.not_in(ids) if criterion.negate else R.resource_id.in_(ids)
-        matched = or_(*(self.value(criterion, v) for v in criterion.values))
-        return not_(matched) if criterion.negate else matched
-
-    def sort_key(self, sort: Sort, cursor: Cursor | None) -> Any:
+    def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
         """The sort key of the current resource (None: pk order). For ``_lastUpdated`` on a later page,
         the key its version current at the cursor's snapshot had, so it keeps its place."""
         if sort.key is None:
@@ -179,3 +245,25 @@ class Compiler:
         )
         sentinel = _SENTINEL_LOW if sort.descending else _SENTINEL_HIGH  # no value: last either way
         return func.coalesce(moment, literal(sentinel, UTCDateTime()))
+
+
+def _row_condition(shape: Shape, v: Iterator[Any]) -> Callable[[Any], ColumnElement[bool]]:
+    """The condition on an index row (its columns ``c``) a shape names, its values taken now."""
+    op = shape[0]
+    if op == "date":
+        ranges = [(prefix, next(v), next(v)) for prefix in shape[1]]
+        return lambda c: and_(*(bounded(c.moment, p, low, high) for p, low, high in ranges))
+    if op == "in":
+        tokens = [next(v) for _ in range(shape[1])]
+        return lambda c: c.token.in_(tokens)
+    if op == "like":
+        pattern = next(v)
+        return lambda c: c.token.like(pattern, escape="/")
+    if op == "starts":  # LIKE for the index, substr for case (SQLite's LIKE ignores it)
+        pattern, length, prefix = next(v), next(v), next(v)
+        return lambda c: and_(c.token.like(pattern, escape="/"), func.substr(c.token, 1, length) == prefix)
+    if op == "ends":
+        length, suffix = next(v), next(v)
+        return lambda c: _ends_with(c.token, length, suffix)
+    token = next(v)  # "eq"
+    return lambda c: c.token == token
