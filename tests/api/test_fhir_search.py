@@ -535,6 +535,21 @@ async def test_next_links_keep_the_query_and_garbage_cursors_are_refused(client,
     await search(client, f"Encounter?_sort=-date&_cursor={forged.decode()}", 400)
 
 
+async def test_later_pages_repeat_the_first_pages_total(client, world):
+    await _sessions(client, world, [10, 9, 8])  # four Encounters with the World's
+    first = await search(client, "Encounter?status=finished&_count=3")
+    assert first["total"] == 4 and len(found(first)) == 3
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    await _sessions(client, world, [7])  # written while paging: the next page finds it, the total stays
+    second = await search(client, next_url.removeprefix("http://peerlink.test/fhir/"))
+    assert second["total"] == 4 and len(found(second)) == 2
+    fresh = await search(client, "Encounter?status=finished&_count=3")
+    assert fresh["total"] == 5  # a new search counts again
+    uncounted = await search(client, "Encounter?status=finished&_count=3&_total=none")
+    later = next(link["url"] for link in uncounted["link"] if link["relation"] == "next")
+    assert "total" not in await search(client, later.removeprefix("http://peerlink.test/fhir/"))
+
+
 # --- errors and handling -------------------------------------------------------------------------------------
 
 

@@ -111,3 +111,15 @@ def test_a_changed_character_is_a_400_or_still_a_well_formed_cursor(pk, snapshot
     # base64 may absorb a change in the padding bits, or turn one digit into another: still a well-formed cursor
     assert decoded.sort == "" and decoded.key is None
     assert 0 <= decoded.pk < 2**63 and 0 <= decoded.snapshot < 2**63
+
+
+@given(pk=pks, snapshot=pks, total=st.one_of(st.none(), pks))
+def test_the_first_pages_total_rides_in_the_cursor(pk, snapshot, total):
+    cursor = Cursor("", None, pk, snapshot, total)
+    assert decode_cursor(encode_cursor(cursor), PK_SORT) == cursor
+
+
+@pytest.mark.parametrize("total", [-1, 2**63, "12", 1.5, True])
+def test_a_tampered_total_is_refused(total):
+    with pytest.raises(BadRequest):
+        decode_cursor(raw({"s": "", "k": None, "p": 1, "n": 1, "t": total}), PK_SORT)

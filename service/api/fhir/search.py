@@ -32,7 +32,7 @@ _CONTROLS: list[dict[str, Any]] = [
         ("_elements", "Top-level elements to keep (the resource is tagged SUBSETTED)"),
         ("_include", "Type:parameter[:TargetType], repeatable"),
         ("_revinclude", "Type:parameter[:TargetType], repeatable"),
-        ("_total", "none skips the count; accurate (default)"),
+        ("_total", "none skips the count; accurate (default: counted on the first page, repeated by later pages)"),
         ("_cursor", "Opaque; taken from a next link"),
     )
 ]

@@ -93,12 +93,16 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
 async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements, parameters: dict[str, Any]) -> Page:
     """The page of ``query`` by its statements (``parameters``: the values of their bind parameters)."""
     total = None
+    cursor = query.cursor
     # A first page that holds every match is its own total (no count at all); a first page with more
     # after it counts them in a statement of its own, which reads the index alone (a window count over
     # the page's statement would carry every match's body through a sort: twice the page's time,
-    # profiled). Later pages, and count-only searches, count the same way.
-    counted_with_page = query.total and query.cursor is None and not (query.summary_count or query.count == 0)
-    if query.total and not counted_with_page:
+    # profiled). Count-only searches count the same way. A later page repeats the first page's total,
+    # carried in the cursor (counting again cost as much as the page itself at a million, profiled).
+    counted_with_page = query.total and cursor is None and not (query.summary_count or query.count == 0)
+    if query.total and cursor is not None and cursor.total is not None:
+        total = cursor.total
+    elif query.total and not counted_with_page:
         total = await _count(conn, built.count, parameters)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
@@ -106,7 +110,6 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
     if counted_with_page:
         total = len(rows) if len(rows) <= query.count else await _count(conn, built.count, parameters)
     next_cursor = None
-    cursor = query.cursor
     if len(rows) > query.count:
         rows = rows[: query.count]
         last = rows[-1]
@@ -116,6 +119,7 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
                 last.k if built.keyed else None,
                 last.pk,
                 cursor.snapshot if cursor is not None else last.snapshot,
+                total,
             )
         )
     return Page(total, rows, next_cursor)

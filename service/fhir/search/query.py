@@ -82,6 +82,9 @@ class Cursor:
     key: datetime | None
     pk: int
     snapshot: int
+    total: int | None = None
+    """The first page's total: a later page repeats it instead of counting again (as a search kept
+    by the server would); None: not counted (``_total=none``)."""
 
 
 @dataclass(frozen=True)
