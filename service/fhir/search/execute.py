@@ -1,5 +1,6 @@
 """Running a typed query over the projection: the page (:mod:`.paging`), its total, the next cursor,
-and the ``_include``/``_revinclude`` resources, all inside the searcher's data boundary."""
+and the ``_include``/``_revinclude`` resources (:mod:`.includes`), all inside the searcher's data
+boundary."""
 
 from __future__ import annotations
 
@@ -7,24 +8,16 @@ from collections.abc import Hashable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
-from service.store.tables import fhir_resources, fhir_search, fhir_versions
+from service.store.tables import fhir_resources, fhir_versions
 
+from .includes import found, included
 from .paging import Statements, run_page, statements
-from .query import After, Cursor, Found, SearchQuery, SearchResult, Sort
+from .query import After, Cursor, SearchQuery, SearchResult, Sort
 from .sql import Compiler, R, Shape
-from .values import TYPED_REFERENCE
-
-CANONICAL_TYPES = frozenset({"Questionnaire"})
-"""Types served here that others reference by canonical URL rather than by Type/id."""
-
-
-def _found(row: Any) -> Found:
-    return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body), row.patient_id)
 
 
 class Projection:
@@ -109,113 +102,8 @@ async def run(
     conn: AsyncConnection, program_id: str, query: SearchQuery, organization: str | None = None
 ) -> SearchResult:
     """``organization``: the searcher's data boundary; matches and includes outside it do not exist."""
-    found = await run_page(conn, query, *prepare(program_id, query, organization))
-    matches = [_found(row) for row in found.rows]
-    inside = visible(organization) if organization is not None and (query.includes or query.revincludes) else None
-    included = await _included(conn, program_id, query, matches, inside)
-    return SearchResult(found.total, matches, included, found.next_cursor)
-
-
-def _canonicals(matches: list[Found]) -> list[str]:
-    """``url|version`` of the matches that are canonical resources (a Questionnaire), which is how
-    what points at them refers to them (``QuestionnaireResponse.questionnaire``)."""
-    found = []
-    for match in matches:
-        if match.resource_type in CANONICAL_TYPES:
-            resource = orjson.loads(match.body)
-            if resource.get("url") and resource.get("version"):
-                found.append(f"{resource['url']}|{resource['version']}")
-    return found
-
-
-def _indexed(program_id: str, param: str, token: str) -> ColumnElement[bool]:
-    s = fhir_search.alias()
-    return exists().where(s.c.resource_pk == R.pk, s.c.program_id == program_id, s.c.param == param, s.c.token == token)
-
-
-async def _canonical_targets(
-    conn: AsyncConnection, program_id: str, canonicals: set[str], target_type: str | None, boundary: list[Any]
-) -> list[Found]:
-    """The resources canonical references (``url|version``, or ``url`` for every version) name, found
-    by their ``url`` and ``version`` index rows (a QuestionnaireResponse's Questionnaire)."""
-    versioned = {c.split("|", 1)[0] for c in canonicals if "|" in c}
-    conditions = []
-    for canonical in sorted(canonicals):
-        url, _, version = canonical.partition("|")
-        if not version and url in versioned:
-            continue  # the url-only index row of a versioned canonical
-        condition = _indexed(program_id, "url", url)
-        conditions.append(and_(condition, _indexed(program_id, "version", version)) if version else condition)
-    if not conditions:
-        return []
-    typed = [R.resource_type == target_type] if target_type else []
-    rows = await conn.execute(
-        select(R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
-        .where(R.program_id == program_id, or_(*conditions), *typed, *boundary)
-        .order_by(R.pk)
+    page = await run_page(conn, query, *prepare(program_id, query, organization))
+    matches = [found(row) for row in page.rows]
+    return SearchResult(
+        page.total, matches, await included(conn, program_id, query, matches, organization), page.next_cursor
     )
-    return [_found(row) for row in rows]
-
-
-async def _included(
-    conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], inside: Any
-) -> list[Found]:
-    if not matches or not (query.includes or query.revincludes):
-        return []
-    boundary = [inside] if inside is not None else []
-    columns = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
-    seen = {(m.resource_type, m.resource_id) for m in matches}
-    found: list[Found] = []
-    s = fhir_search.c
-    pks = [m.pk for m in matches]
-    for include in query.includes:
-        tokens = (
-            await conn.execute(
-                select(s.token)
-                .distinct()
-                .where(
-                    s.resource_pk.in_(pks),
-                    s.program_id == program_id,
-                    s.resource_type == include.source_type,
-                    s.param == include.param,
-                )
-            )
-        ).scalars()
-        wanted: dict[str, set[str]] = {}
-        canonicals: set[str] = set()
-        for token in tokens:
-            typed = TYPED_REFERENCE.match(token or "")
-            if typed and (include.target_type is None or typed.group(1) == include.target_type):
-                wanted.setdefault(typed.group(1), set()).add(typed.group(2))
-            elif token and "://" in token:
-                canonicals.add(token)
-        found += await _canonical_targets(conn, program_id, canonicals, include.target_type, boundary)
-        if not wanted:
-            continue
-        targets = or_(*(and_(R.resource_type == t, R.resource_id.in_(sorted(ids))) for t, ids in wanted.items()))
-        rows = await conn.execute(select(*columns).where(R.program_id == program_id, targets, *boundary).order_by(R.pk))
-        found += [_found(row) for row in rows]
-    references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
-    for include in query.revincludes:
-        if include.target_type not in (None, query.resource_type):
-            continue
-        t = fhir_search.alias()
-        pointing = exists().where(
-            t.c.resource_pk == R.pk,
-            t.c.program_id == program_id,
-            t.c.resource_type == include.source_type,
-            t.c.param == include.param,
-            t.c.token.in_(references),
-        )
-        rows = await conn.execute(
-            select(*columns)
-            .where(R.program_id == program_id, R.resource_type == include.source_type, pointing, *boundary)
-            .order_by(R.pk)
-        )
-        found += [_found(row) for row in rows]
-    unique: list[Found] = []
-    for item in found:
-        if (item.resource_type, item.resource_id) not in seen:
-            seen.add((item.resource_type, item.resource_id))
-            unique.append(item)
-    return unique

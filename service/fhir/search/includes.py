@@ -1,0 +1,170 @@
+"""``_include`` and ``_revinclude``: the resources a page's matches point at, and those pointing at
+them, inside the searcher's data boundary. Their statements are built once (per target types for
+``_include``) with bind parameters for every value, as the page's are (:mod:`.execute`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache, lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.auth.boundary import visible
+from service.store.tables import fhir_search
+
+from .query import Found, SearchQuery
+from .sql import R
+from .values import TYPED_REFERENCE
+
+CANONICAL_TYPES = frozenset({"Questionnaire"})
+"""Types served here that others reference by canonical URL rather than by Type/id."""
+COLUMNS = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
+KEPT_TARGET_SHAPES = 256
+
+
+def found(row: Any) -> Found:
+    return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body), row.patient_id)
+
+
+@cache
+def _boundary(bounded: bool) -> tuple[ColumnElement[bool], ...]:
+    condition = visible(bindparam("organization"), bindparam("today")) if bounded else None
+    return () if condition is None else (condition,)
+
+
+@cache
+def _tokens() -> Select[Any]:
+    """The index tokens of one parameter of the matches (what they point at)."""
+    s = fhir_search.c
+    return (
+        select(s.token)
+        .distinct()
+        .where(
+            s.resource_pk.in_(bindparam("pks", expanding=True)),
+            s.program_id == bindparam("program"),
+            s.resource_type == bindparam("source_type"),
+            s.param == bindparam("param"),
+        )
+    )
+
+
+@lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the types come from stored references: bounded
+def _targets(types: tuple[str, ...], bounded: bool) -> Select[Any]:
+    """The resources of ``types`` with ids ``ids0``, ``ids1``… (one list per type)."""
+    targets = or_(
+        *(
+            and_(R.resource_type == t, R.resource_id.in_(bindparam(f"ids{i}", expanding=True)))
+            for i, t in enumerate(types)
+        )
+    )
+    return select(*COLUMNS).where(R.program_id == bindparam("program"), targets, *_boundary(bounded)).order_by(R.pk)
+
+
+@cache
+def _pointing(bounded: bool) -> Select[Any]:
+    """The resources of ``source_type`` whose ``param`` points at one of ``references``."""
+    t = fhir_search.alias()
+    pointing = exists().where(
+        t.c.resource_pk == R.pk,
+        t.c.program_id == bindparam("program"),
+        t.c.resource_type == bindparam("source_type"),
+        t.c.param == bindparam("param"),
+        t.c.token.in_(bindparam("references", expanding=True)),
+    )
+    return (
+        select(*COLUMNS)
+        .where(R.program_id == bindparam("program"), R.resource_type == bindparam("source_type"), pointing)
+        .where(*_boundary(bounded))
+        .order_by(R.pk)
+    )
+
+
+def _canonicals(matches: list[Found]) -> list[str]:
+    """``url|version`` of the matches that are canonical resources (a Questionnaire), which is how
+    what points at them refers to them (``QuestionnaireResponse.questionnaire``)."""
+    canonicals = []
+    for match in matches:
+        if match.resource_type in CANONICAL_TYPES:
+            resource = orjson.loads(match.body)
+            if resource.get("url") and resource.get("version"):
+                canonicals.append(f"{resource['url']}|{resource['version']}")
+    return canonicals
+
+
+def _indexed(program_id: str, param: str, token: str) -> ColumnElement[bool]:
+    s = fhir_search.alias()
+    return exists().where(s.c.resource_pk == R.pk, s.c.program_id == program_id, s.c.param == param, s.c.token == token)
+
+
+async def _canonical_targets(
+    conn: AsyncConnection, program_id: str, canonicals: set[str], target_type: str | None, organization: str | None
+) -> list[Found]:
+    """The resources canonical references (``url|version``, or ``url`` for every version) name, found
+    by their ``url`` and ``version`` index rows (a QuestionnaireResponse's Questionnaire)."""
+    versioned = {c.split("|", 1)[0] for c in canonicals if "|" in c}
+    conditions = []
+    for canonical in sorted(canonicals):
+        url, _, version = canonical.partition("|")
+        if not version and url in versioned:
+            continue  # the url-only index row of a versioned canonical
+        condition = _indexed(program_id, "url", url)
+        conditions.append(and_(condition, _indexed(program_id, "version", version)) if version else condition)
+    if not conditions:
+        return []
+    typed = [R.resource_type == target_type] if target_type else []
+    inside = visible(organization)
+    boundary = [inside] if inside is not None else []
+    rows = await conn.execute(
+        select(*COLUMNS).where(R.program_id == program_id, or_(*conditions), *typed, *boundary).order_by(R.pk)
+    )
+    return [found(row) for row in rows]
+
+
+async def included(
+    conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], organization: str | None
+) -> list[Found]:
+    """The included resources, each once and none of the matches, in the order the includes name them."""
+    if not matches or not (query.includes or query.revincludes):
+        return []
+    common: dict[str, Any] = {"program": program_id}
+    if organization is not None:
+        common.update(organization=organization, today=datetime.now(UTC).date())
+    bounded = organization is not None
+    seen = {(m.resource_type, m.resource_id) for m in matches}
+    results: list[Found] = []
+    pks = [m.pk for m in matches]
+    for include in query.includes:
+        tokens = (
+            await conn.execute(
+                _tokens(), {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
+            )
+        ).scalars()
+        wanted: dict[str, set[str]] = {}
+        canonicals: set[str] = set()
+        for token in tokens:
+            typed = TYPED_REFERENCE.match(token or "")
+            if typed and (include.target_type is None or typed.group(1) == include.target_type):
+                wanted.setdefault(typed.group(1), set()).add(typed.group(2))
+            elif token and "://" in token:
+                canonicals.add(token)
+        results += await _canonical_targets(conn, program_id, canonicals, include.target_type, organization)
+        if not wanted:
+            continue
+        types = tuple(sorted(wanted))
+        ids = {f"ids{i}": sorted(wanted[t]) for i, t in enumerate(types)}
+        results += [found(row) for row in await conn.execute(_targets(types, bounded), {**common, **ids})]
+    references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
+    for include in query.revincludes:
+        if include.target_type not in (None, query.resource_type):
+            continue
+        parameters = {**common, "source_type": include.source_type, "param": include.param, "references": references}
+        results += [found(row) for row in await conn.execute(_pointing(bounded), parameters)]
+    unique: list[Found] = []
+    for item in results:
+        if (item.resource_type, item.resource_id) not in seen:
+            seen.add((item.resource_type, item.resource_id))
+            unique.append(item)
+    return unique
