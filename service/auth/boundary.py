@@ -191,7 +191,8 @@ def visible(organization: Any, today: Any = None) -> ColumnElement[bool] | None:
     granted = exists().where(*rows, g.resource_type == r.resource_type, source)
     sud_granted = exists().where(*rows, g.resource_type == SUD_COUNSELING_NOTE, g.origin_kind == "consent")
     sud_note = _sud_counseling_note()
-    public = and_(r.patient_id.is_(None), r.resource_type.in_(sorted(PUBLIC_TYPES)))
+    # equalities, not an IN list: a kept statement's SQL is then whole when compiled (service.store.kept)
+    public = and_(r.patient_id.is_(None), or_(*(r.resource_type == t for t in sorted(PUBLIC_TYPES))))
     return or_(public, and_(not_(sud_note), granted), and_(sud_note, sud_granted))
 
 

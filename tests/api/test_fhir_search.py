@@ -12,7 +12,10 @@ import orjson
 import pytest
 
 from mappings.ids import fhir_id
+from service.fhir import search as search_engine
+from service.fhir.search.execute import prepare
 from service.fhir.search_params import SEARCH_PARAMS
+from service.store import kept
 from tests.api.test_fhir_assessments import ASSESSMENT_CASES
 from tests.conftest import token_headers
 from tests.factories import TODAY, World, at, create, encounter_body, participant_body
@@ -548,6 +551,20 @@ async def test_later_pages_repeat_the_first_pages_total(client, world):
     uncounted = await search(client, "Encounter?status=finished&_count=3&_total=none")
     later = next(link["url"] for link in uncounted["link"] if link["relation"] == "next")
     assert "total" not in await search(client, later.removeprefix("http://peerlink.test/fhir/"))
+
+
+async def test_a_search_runs_its_kept_statements(client, database, program, world):
+    """One statement per query shape, run with each search's values (on PostgreSQL on the driver)."""
+    query = search_engine.parse("Encounter", [("status", "finished"), ("_count", "1")], base="http://x")
+    built, _ = prepare(program.id, query, None)
+    bundle = await search(client, "Encounter?status=finished&_count=1")
+    assert bundle["total"] >= 1 and len(found(bundle)) == 1
+    assert prepare(program.id, query, None)[0] is built  # the same statements served the request
+    counted = await search(client, "Encounter?status=finished&_summary=count")
+    assert counted["total"] == bundle["total"]
+    if not database.is_sqlite:
+        assert kept._compiled.get(built.rows) is not None  # compiled once, run on the driver
+        assert kept._compiled.get(built.count) is not None
 
 
 # --- errors and handling -------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.store.kept import fetch_all
+
 from .cursor import encode_cursor
 from .query import After, Cursor, SearchQuery, Sort
 
@@ -55,6 +57,8 @@ class Statements:
     rows: Any
     count: Any
     keyed: bool
+    kept: bool = False
+    """Built once for every search of its shape (run on PostgreSQL's driver, service.store.kept)."""
 
 
 def statements(
@@ -62,7 +66,7 @@ def statements(
 ) -> Statements:
     """The statements of a page of ``query`` after ``cursor`` (its values, or bind parameters standing
     for them), ``limit`` rows at most (the page and one more, or a bind parameter)."""
-    count = select(func.count()).select_from(source.table).where(*filters)
+    count = select(func.count().label("n")).select_from(source.table).where(*filters)
     key = source.sort_key(query.sort, cursor)
     snapshot = source.snapshot().label("snapshot")
     descending = query.sort.descending
@@ -103,12 +107,12 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
     if query.total and cursor is not None and cursor.total is not None:
         total = cursor.total
     elif query.total and not counted_with_page:
-        total = await _count(conn, built.count, parameters)
+        total = await _count(conn, built, parameters)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
-    rows = list((await conn.execute(built.rows, parameters)).all())
+    rows = await fetch_all(conn, built.rows, parameters, built.kept)
     if counted_with_page:
-        total = len(rows) if len(rows) <= query.count else await _count(conn, built.count, parameters)
+        total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters)
     next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
@@ -125,5 +129,5 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
     return Page(total, rows, next_cursor)
 
 
-async def _count(conn: AsyncConnection, statement: Any, parameters: dict[str, Any]) -> int:
-    return int((await conn.execute(statement, parameters)).scalar_one())
+async def _count(conn: AsyncConnection, built: Statements, parameters: dict[str, Any]) -> int:
+    return int((await fetch_all(conn, built.count, parameters, built.kept))[0].n)
