@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -115,8 +115,9 @@ class SearchQuery:
     """The parameters that took effect, for the self and next links (``_cursor`` excluded)."""
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
+    """A search's resource (a tuple: twenty of them a page are made per search, profiled)."""
+
     pk: int
     resource_type: str
     resource_id: str
