@@ -74,6 +74,14 @@ class _LoopReadConnection:
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         return self._connection.execute(statement, parameters)
 
+    @property
+    def dialect(self) -> Any:
+        return self._connection.dialect
+
+    def driver_connection(self) -> Any:
+        """The sqlite3 connection (kept statements run on it: service.store.kept)."""
+        return self._connection.connection.driver_connection
+
 
 class Database:
     loop_reader: Engine | None = None

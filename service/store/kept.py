@@ -1,12 +1,14 @@
-"""Kept statements (built once, values as bind parameters, service.fhir.search) run on PostgreSQL's
-driver: compiled once per statement object for the connection's dialect, then each run is the SQL
-text and its arguments on the pooled asyncpg connection (prepared once per connection by asyncpg's
-statement cache) — no per-run statement lookup, result processing or hand-off to a greenlet
-(profiled: a third of a search's database time on PostgreSQL). SQLite, and statements whose SQL is
-finished only at run time (expanding IN lists), run through SQLAlchemy as usual."""
+"""Kept statements (built once, values as bind parameters: service.fhir.search) run on the driver:
+compiled once per statement object for the connection's dialect, then each run is the SQL text and
+its arguments on the driver's connection — PostgreSQL's asyncpg connection of the read pool (which
+prepares it once per connection), or a SQLite file's loop reader — with the types' own conversions
+on the way in and out, as SQLAlchemy applies them; no per-run statement lookup, execution context or
+result object (profiled: a third of a search's database time). Other connections (SQLite in memory),
+and statements whose SQL is finished only at run time (expanding IN lists), run through SQLAlchemy."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -15,25 +17,41 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
+@dataclass(frozen=True)
+class Compiled:
+    sql: str
+    names: tuple[str, ...]
+    """The bind parameters, in the order of the SQL's placeholders."""
+    fixed: dict[str, Any]
+    """The values the statement holds itself (constants of its SQL)."""
+    into: tuple[tuple[int, Any], ...]
+    """(argument position, the type's conversion of a value on its way in)."""
+    columns: dict[str, int]
+    out: tuple[tuple[int, Any], ...]
+    """(column position, the type's conversion of a value on its way out)."""
+
+
 class Row:
-    """A record read by name, as SQLAlchemy's rows are (``row.pk``)."""
+    """A row read by column name, as SQLAlchemy's rows are (``row.pk``)."""
 
-    __slots__ = ("_record",)
+    __slots__ = ("_columns", "_values")
 
-    def __init__(self, record: Any) -> None:
-        self._record = record
+    def __init__(self, values: Any, columns: dict[str, int]) -> None:
+        self._values = values
+        self._columns = columns
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self._record[name]
+            return self._values[self._columns[name]]
         except KeyError:
             raise AttributeError(name) from None
 
 
-Compiled = tuple[str, tuple[str, ...], dict[str, Any], tuple[tuple[int, Any], ...]]
-
-
-_compiled: WeakKeyDictionary[ClauseElement, Compiled | None] = WeakKeyDictionary()
+_compiled: dict[str, WeakKeyDictionary[ClauseElement, Compiled | None]] = {
+    "asyncpg": WeakKeyDictionary(),
+    "sqlite": WeakKeyDictionary(),
+}
+"""Per driver (one process may serve both backends: the tests do)."""
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled | None:
@@ -43,31 +61,56 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled | None:
     binds = [compiled.binds[n] for n in names]
     if "POSTCOMPILE" in sql or any(b.expanding for b in binds):
         return None
-    # the values the statement holds itself (constants of the SQL; the rest come with each run), and
-    # the types' own conversion of a value on its way in (a UTC datetime's), as SQLAlchemy applies it
+    # the types' conversions as the dialect has them (SQLAlchemy's own lookup: a type adapted to the
+    # dialect, e.g. SQLite's DATETIME under a TypeDecorator)
     fixed = {n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required}
-    processors = tuple((i, p) for i, b in enumerate(binds) if (p := b.type.bind_processor(dialect)) is not None)
-    return sql, names, fixed, processors
+    into = tuple((i, p) for i, b in enumerate(binds) if (p := b.type._cached_bind_processor(dialect)) is not None)
+    selected = list(cast(Any, statement).selected_columns)
+    columns = {c.key: i for i, c in enumerate(selected)}
+    processors = [c.type._cached_result_processor(dialect, None) for c in selected]
+    out = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+    return Compiled(sql, names, fixed, into, columns, out)
+
+
+def _driver(conn: Any) -> tuple[str, Any] | None:
+    dialect = getattr(conn, "dialect", None)
+    if dialect is None:
+        return None
+    if dialect.name == "postgresql":
+        return "asyncpg", dialect
+    if dialect.name == "sqlite" and hasattr(conn, "driver_connection"):
+        return "sqlite", dialect
+    return None
 
 
 async def fetch_all(conn: Any, statement: ClauseElement, parameters: dict[str, Any], kept: bool = True) -> list[Any]:
     """The rows of a statement run with ``parameters`` (every bind parameter it has no value for).
-    ``kept``: a statement built once and run many times, whose columns need no conversion on their
-    way out (the driver's values are the rows' values: ints, strings, bytes, timestamptz as UTC
-    datetimes); otherwise, or on SQLite, SQLAlchemy runs it."""
-    dialect = getattr(conn, "dialect", None)
-    if not kept or dialect is None or dialect.name != "postgresql":
+    ``kept``: a statement built once and run many times (run on the driver where there is one)."""
+    driver = _driver(conn) if kept else None
+    if driver is None:
         return list((await conn.execute(statement, parameters)).all())
-    if statement in _compiled:
-        compiled = _compiled[statement]
+    kind, dialect = driver
+    known = _compiled[kind]
+    if statement in known:
+        compiled = known[statement]
     else:
-        compiled = _compiled[statement] = _compile(statement, dialect)
+        compiled = known[statement] = _compile(statement, dialect)
     if compiled is None:
         return list((await conn.execute(statement, parameters)).all())
-    sql, names, fixed, processors = compiled
-    arguments = [parameters[n] if n in parameters else fixed[n] for n in names]
-    for i, process in processors:
+    arguments = [parameters[n] if n in parameters else compiled.fixed[n] for n in compiled.names]
+    for i, process in compiled.into:
         arguments[i] = process(arguments[i])
-    driver = (await conn.get_raw_connection()).driver_connection
-    records = await driver.fetch(sql, *arguments)
-    return [Row(r) for r in records]
+    if kind == "asyncpg":
+        connection = (await conn.get_raw_connection()).driver_connection
+        records: list[Any] = await connection.fetch(compiled.sql, *arguments)
+    else:  # a SQLite file's reader on the event loop (a WAL read never waits)
+        records = conn.driver_connection().execute(compiled.sql, arguments).fetchall()
+    if compiled.out:
+        converted = []
+        for record in records:
+            values = list(record)
+            for i, process in compiled.out:
+                values[i] = process(values[i])
+            converted.append(values)
+        records = converted
+    return [Row(record, compiled.columns) for record in records]
