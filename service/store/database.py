@@ -18,12 +18,15 @@ from sqlalchemy.util import greenlet_spawn
 from .driver_pool import KEYED_SETTINGS, DriverPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-READ_POOL_SIZE = 24
+READ_POOL_SIZE = 12
 READ_POOL_OVERFLOW = 0
 """PostgreSQL: the read-only pool (autocommit), beside the write pool of 40 (+20). No overflow: under
 load, connections opened past the pool are closed on their return and opened again for the next
 read (profiled: a tenth of a loaded gateway's time); a read waits for a pooled connection instead."""
-DRIVER_POOL_SIZE = READ_POOL_SIZE
+DRIVER_POOL_SIZE = 12
+"""PostgreSQL: the driver pool of keyed reads (``driver``). With the read pool, 24 connections, as many
+as the read pool alone had when it served the keyed reads too (a gateway's first requests fill both
+pools: its program's lookup, then its reads)."""
 AUDIT_POOL_SIZE = 2
 
 
