@@ -184,7 +184,7 @@ class Database:
         pool = self._driver_pools.get((loop, audit))
         if pool is None:
             for key in [key for key in self._driver_pools if key[0].is_closed()]:
-                del self._driver_pools[key]
+                self._driver_pools.pop(key).terminate()  # a finished event loop's
             _, options = self.read_engine.dialect.create_connect_args(self.url)
 
             async def connect() -> Any:

@@ -12,6 +12,7 @@ fifth of PostgreSQL's CPU per read (the read's statement, and the audit function
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -81,16 +82,23 @@ class DriverPool:
 
     async def close(self) -> None:
         """Close the idle connections (on the pool's own loop; elsewhere they are terminated)."""
+        if _running_loop() is not self.loop or self.loop.is_closed():
+            self.terminate()
+            return
         idle, self._idle = self._idle, []
         self._open -= len(idle)
-        same_loop = _running_loop() is self.loop
         for connection in idle:
-            if same_loop and not self.loop.is_closed():
-                try:
-                    await connection.close(timeout=2)
-                except Exception:  # closing: a connection that fails to close is terminated
-                    connection.terminate()
-            else:
+            try:
+                await connection.close(timeout=2)
+            except Exception:  # closing: a connection that fails to close is terminated
+                connection.terminate()
+
+    def terminate(self) -> None:
+        """Drop the idle connections without a round trip (their event loop may be gone)."""
+        idle, self._idle = self._idle, []
+        self._open -= len(idle)
+        for connection in idle:
+            with contextlib.suppress(Exception):
                 connection.terminate()
 
 
