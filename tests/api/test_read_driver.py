@@ -66,3 +66,5 @@ async def test_keyed_statements_are_planned_once_per_session(database):
         assert await connection.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
     async with database.read() as conn:
         assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    async with database.driver(database.read_engine) as connection:  # another engine: its own pool's
+        assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
