@@ -101,6 +101,9 @@ class Batcher:
         try:
             async with self.database.driver(self.database.audit_engine) as driver:
                 while self.pending:
+                    # one more turn of the loop: requests on their way join this batch (the read benchmark:
+                    # batches of ~13 records instead of ~10, PostgreSQL CPU per request down by a sixth)
+                    await asyncio.sleep(0)
                     batch = self._take()
                     await append_postgres(driver, [p for p, _ in batch])
                     batch, committed = [], batch

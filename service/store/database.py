@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from .driver_pool import KEYED_SETTINGS, DriverPool
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-READ_POOL_SIZE = 24
+READ_POOL_SIZE = 12
 READ_POOL_OVERFLOW = 0
 """PostgreSQL: the read-only pool (autocommit), beside the write pool of 40 (+20). No overflow: under
 load, connections opened past the pool are closed on their return and opened again for the next
 read (profiled: a tenth of a loaded gateway's time); a read waits for a pooled connection instead."""
+DRIVER_POOL_SIZE = 12
+"""PostgreSQL: the driver pool of keyed reads (``driver``). With the read pool, 24 connections, as many
+as the read pool alone had when it served the keyed reads too (a gateway's first requests fill both
+pools: its program's lookup, then its reads)."""
+AUDIT_POOL_SIZE = 2
 
 
 def _json_dumps(value: Any) -> str:
@@ -86,9 +95,11 @@ class _LoopReadConnection:
 class Database:
     loop_reader: Engine | None = None
     audit_engine: AsyncEngine | None = None
+    """PostgreSQL: names the audit's own driver pool (``driver(database.audit_engine)``)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
+        self._driver_pools: dict[tuple[asyncio.AbstractEventLoop, bool], DriverPool] = {}
         if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         common: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
@@ -123,9 +134,7 @@ class Database:
                 **common,
             )
             # The audit's group commit (service.audit.batching): one connection per event loop, held
-            # while batches keep coming; autocommit, no ping (three round trips per batch: BEGIN, a
-            # statement, ROLLBACK), no reset, a closed one replaced (``driver``). Its own pool, so a
-            # batch never waits for a read connection held by a request that waits for the batch.
+            # while batches keep coming, from a driver pool of its own (``driver(audit_engine)``).
             self.audit_engine = create_async_engine(
                 self.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_size=2, **common
             )
@@ -153,13 +162,49 @@ class Database:
 
     @asynccontextmanager
     async def driver(self, engine: AsyncEngine | None = None) -> AsyncIterator[Any]:
-        """PostgreSQL: the asyncpg connection of a pooled read connection (autocommit; no ping, no
-        reset), for statements past SQLAlchemy. A pooled connection the server has closed is known
-        without a round trip (asyncpg sees the socket close while it idles in the pool): it is
-        dropped and another taken, which is what a pre-ping would have done. A connection found
-        closed after an error is dropped from the pool, and the error raised. ``engine``: another
-        autocommit engine's pool (the audit's)."""
-        engine = engine or self.read_engine
+        """PostgreSQL: an asyncpg connection (autocommit) for keyed statements past SQLAlchemy, from
+        the driver pool of the running event loop (service.store.driver_pool: no ping, no reset; a
+        connection the server has closed is dropped at checkout, which is what a pre-ping would have
+        done). Its session plans each prepared statement once, for any values: statements whose plan
+        depends on their values (a search) go through ``read``. A connection closed, or left in an
+        unknown state (an error other than the server's answer, a cancellation), is closed and
+        dropped; the error is raised. ``engine``: ``audit_engine`` for the audit's own pool (a batch
+        never waits for a read connection held by a request that waits for the batch); another
+        engine: a pooled connection of that engine."""
+        if engine is not None and engine is not self.audit_engine:
+            async with self._engine_driver(engine) as connection:
+                yield connection
+            return
+        pool = self._driver_pool(audit=engine is not None)
+        connection = await pool.acquire()
+        try:
+            yield connection
+        except asyncpg.PostgresError:
+            pool.release(connection)  # the server's answer: the session is as it was
+            raise
+        except BaseException:
+            pool.release(connection, discard=True)
+            raise
+        pool.release(connection)
+
+    def _driver_pool(self, *, audit: bool) -> DriverPool:
+        loop = asyncio.get_running_loop()
+        pool = self._driver_pools.get((loop, audit))
+        if pool is None:
+            for key in [key for key in self._driver_pools if key[0].is_closed()]:
+                self._driver_pools.pop(key).terminate()  # a finished event loop's
+            _, options = self.read_engine.dialect.create_connect_args(self.url)
+
+            async def connect() -> Any:
+                return await asyncpg.connect(**options, server_settings=KEYED_SETTINGS)
+
+            size = AUDIT_POOL_SIZE if audit else DRIVER_POOL_SIZE
+            pool = self._driver_pools[(loop, audit)] = DriverPool(connect, size)
+        return pool
+
+    @asynccontextmanager
+    async def _engine_driver(self, engine: AsyncEngine) -> AsyncIterator[Any]:
+        """The asyncpg connection of a pooled connection of an autocommit engine."""
         fairy = await engine.raw_connection()
         for _ in range(READ_POOL_SIZE):
             if not cast(Any, fairy.driver_connection).is_closed():
@@ -178,10 +223,10 @@ class Database:
         await greenlet_spawn(fairy.close)  # back to the pool (autocommit: nothing to reset)
 
     async def fetch_row(self, sql: str, *arguments: Any) -> Any:
-        """PostgreSQL: one statement (``$1``-style placeholders), its row or None. For the hot keyed
-        read: no statement compilation, no result processing, no per-connection lock of the
+        """PostgreSQL: one keyed statement (``$1``-style placeholders), its row or None. For the hot
+        keyed read: no statement compilation, no result processing, no per-connection lock of the
         SQLAlchemy adapter; the text is constant, so asyncpg's own statement cache prepares it once
-        per connection."""
+        per connection, and the session plans it once (``driver``)."""
         async with self.driver() as connection:
             return await connection.fetchrow(sql, *arguments)
 
@@ -190,6 +235,9 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        pools, self._driver_pools = list(self._driver_pools.values()), {}
+        for pool in pools:
+            await pool.close()
         if self.loop_reader is not None:
             self.loop_reader.dispose()
         await self.engine.dispose()

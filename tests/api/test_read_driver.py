@@ -53,3 +53,18 @@ async def test_reads_and_audit_records_carry_on_after_the_server_closed_the_conn
 async def _missing(database, program_id: str) -> None:
     with pytest.raises(NotFound):
         await repository.read_current(database, program_id, "Patient", "no-such-patient")
+
+
+async def test_keyed_statements_are_planned_once_per_session(database):
+    """Migration 0016 plans every execution for its values (searches); the driver's sessions plan a
+    keyed statement once, whatever its values (service.store.driver_pool)."""
+    if database.is_sqlite:
+        pytest.skip("plan_cache_mode: PostgreSQL only")
+    async with database.driver() as connection:
+        assert await connection.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    async with database.driver(database.audit_engine) as connection:
+        assert await connection.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    async with database.read() as conn:
+        assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    async with database.driver(database.read_engine) as connection:  # another engine: its own pool's
+        assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
