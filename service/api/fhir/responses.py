@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated
 
@@ -68,10 +68,29 @@ def fhir_response(
     if version_id is not None:
         headers["ETag"] = f'W/"{version_id}"'
     if last_updated is not None:
-        headers["Last-Modified"] = format_datetime(last_updated, usegmt=True)
+        headers["Last-Modified"] = http_date(last_updated)
     if location is not None:
         headers["Location"] = location
     return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(moment: datetime) -> str:
+    """``email.utils.format_datetime(moment, usegmt=True)`` (Sun, 06 Dec 2026 14:51:45 GMT), cheaper."""
+    if moment.tzinfo is not UTC:  # the same answer, or the same ValueError
+        return format_datetime(moment, usegmt=True)
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (  # noqa: UP031 (faster than an f-string here)
+        _DAYS[moment.weekday()],
+        moment.day,
+        _MONTHS[moment.month - 1],
+        moment.year,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
 
 
 def base_url(request: Request) -> str:
