@@ -16,6 +16,7 @@ import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Message, Receive, Scope, Send
 
@@ -24,6 +25,7 @@ from service.api.compression import Compression
 from service.api.fhir.responses import http_date
 from service.api.middleware import BodyLimitMiddleware, new_request_id
 from service.logs import AssembledLogger, configure_logging
+from service.store.tables import audit_log
 from tests.factories import World
 
 BIG = b"x" * 2000
@@ -270,3 +272,18 @@ def test_http_date_is_format_datetime(moment: datetime, zone: Any) -> None:
             http_date(value)
         return
     assert http_date(value) == expected
+
+
+async def test_a_read_records_the_first_purpose_of_use_and_the_address_on_either_path(client, database, program):
+    world = await World(client).build()
+    patient = fhir_id(program.identifier_system, "participant", world.ids["participant"])
+    headers = [("X-Purpose-Of-Use", "TREAT" * 20), ("X-Purpose-Of-Use", "HPAYMT")]
+    for _ in range(2):  # the normal path, then the hot one
+        assert (await client.get(f"/fhir/Patient/{patient}", headers=headers)).status_code == 200
+    query = select(audit_log).where(audit_log.c.subtype == "read").order_by(audit_log.c.seq)
+    async with database.read() as conn:
+        reads = (await conn.execute(query)).all()
+    assert len(reads) == 2
+    for read in reads:
+        assert read.detail["purpose"] == ("TREAT" * 20)[:64]
+        assert read.address == "127.0.0.1"
