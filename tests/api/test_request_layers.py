@@ -18,11 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from mappings.ids import fhir_id
 from service.api.compression import Compression
-from service.api.fhir.responses import http_date
+from service.api.fhir.responses import base_url, http_date
 from service.api.middleware import BodyLimitMiddleware, new_request_id
 from service.logs import AssembledLogger, configure_logging
 from service.store.tables import audit_log
@@ -287,3 +288,20 @@ async def test_a_read_records_the_first_purpose_of_use_and_the_address_on_either
     for read in reads:
         assert read.detail["purpose"] == ("TREAT" * 20)[:64]
         assert read.address == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {"scheme": "http", "server": ("127.0.0.1", 8080), "headers": [(b"host", b"127.0.0.1:8080")]},
+        {"scheme": "https", "server": ("10.0.0.1", 443), "root_path": "/gw", "headers": []},
+        {"scheme": "http", "server": None, "headers": [(b"host", b"bad host:xx")]},
+        {"server": ["::1", 8000], "app_root_path": "/a/", "root_path": "/b", "headers": [(b"host", b"[::1]:8000")]},
+        {"scheme": "http", "server": ["::1", 80], "headers": [(b"host", b"ex\xe9mple.org"), (b"host", b"other")]},
+        {"scheme": "https", "server": ("h", 8443), "headers": [(b"host", b"example.org:443")]},
+    ],
+)
+def test_the_fhir_base_is_starlettes_base_url(scope: dict[str, Any]) -> None:
+    full = {"type": "http", "path": "/fhir/Patient", "query_string": b"name=x", **scope}
+    for _ in range(2):  # made, then from the cache
+        assert base_url(Request(full)) == str(Request(full).base_url).rstrip("/") + "/fhir"
