@@ -60,25 +60,24 @@ class AssembledLogger:
 
     def __init__(self, name: str) -> None:
         self.proxy = structlog.get_logger(name)
-        self._made_from: tuple[object, ...] = ()
+        self._made_from: dict[str, Any] = {}
         self._logger: Any = None
         self._info = True
 
     def _current(self) -> Any:
         config = structlog.get_config()
-        made_from = (
-            config["processors"],
-            config["wrapper_class"],
-            config["logger_factory"],
-            config["context_class"],
-        )
-        if len(made_from) != len(self._made_from) or any(
-            now is not then for now, then in zip(made_from, self._made_from, strict=True)
+        made_from = self._made_from
+        if (
+            not made_from
+            or config["processors"] is not made_from["processors"]
+            or config["wrapper_class"] is not made_from["wrapper_class"]
+            or config["logger_factory"] is not made_from["logger_factory"]
+            or config["context_class"] is not made_from["context_class"]
         ):
             self._logger = self.proxy.bind()
             enabled = getattr(self._logger, "is_enabled_for", None)
             self._info = bool(enabled(logging.INFO)) if callable(enabled) else True
-            self._made_from = made_from
+            self._made_from = config
         return self._logger
 
     def info_logger(self) -> Any:
