@@ -130,18 +130,10 @@ class Batcher:
 _batchers: weakref.WeakKeyDictionary[Database, Batcher] = weakref.WeakKeyDictionary()
 
 
-_last: tuple[weakref.ref[Database], Batcher] | None = None
-"""The batcher last asked for (looking it up in _batchers makes a weak reference every time)."""
-
-
 def batcher(database: Database) -> Batcher:
     """The database's batcher on the running event loop."""
-    global _last
     loop = asyncio.get_running_loop()
-    if _last is not None and _last[0]() is database and _last[1].loop is loop:
-        return _last[1]
     found = _batchers.get(database)
     if found is None or found.loop is not loop:
         found = _batchers[database] = Batcher(database, loop)
-    _last = (weakref.ref(database), found)
     return found
