@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -45,3 +46,41 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     # our level is (PEERLINK_DB_ECHO is the explicit, never-with-real-data switch for SQL).
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+
+
+class AssembledLogger:
+    """A structlog logger assembled once per configuration, for a log line written on every request.
+
+    ``structlog.get_logger`` gives a lazy proxy that assembles a new logger at every call, because the
+    configuration keeps ``cache_logger_on_first_use=False``: a later :func:`configure_logging` (a
+    command run in-process, a test) must take effect on loggers already used, which structlog's own
+    cache would not do. This one is assembled again whenever the configuration changed (processors,
+    wrapper class, logger factory or context class replaced), so it writes what the proxy would.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.proxy = structlog.get_logger(name)
+        self._made_from: dict[str, Any] = {}
+        self._logger: Any = None
+        self._info = True
+
+    def _current(self) -> Any:
+        config = structlog.get_config()
+        made_from = self._made_from
+        if (
+            not made_from
+            or config["processors"] is not made_from["processors"]
+            or config["wrapper_class"] is not made_from["wrapper_class"]
+            or config["logger_factory"] is not made_from["logger_factory"]
+            or config["context_class"] is not made_from["context_class"]
+        ):
+            self._logger = self.proxy.bind()
+            enabled = getattr(self._logger, "is_enabled_for", None)
+            self._info = bool(enabled(logging.INFO)) if callable(enabled) else True
+            self._made_from = config
+        return self._logger
+
+    def info_logger(self) -> Any:
+        """The logger, or None when its level leaves INFO out (the caller skips building the line)."""
+        logger = self._current()
+        return logger if self._info else None

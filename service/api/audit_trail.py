@@ -18,10 +18,19 @@ from service.domain import Program
 
 PURPOSE_HEADER = "x-purpose-of-use"
 """A client may name the purpose of use (e.g. TREAT, HPAYMT: HL7 v3 PurposeOfUse); it is recorded."""
+_PURPOSE = PURPOSE_HEADER.encode()
 
 
 def participant_patient(program: Program, participant_id: str) -> str:
     return fhir_id(program.identifier_system, "participant", participant_id)
+
+
+def _purpose(request: Request) -> str | None:
+    """The first X-Purpose-Of-Use header (as ``request.headers.get``), without building the Headers."""
+    for name, value in request.scope["headers"]:
+        if name == _PURPOSE:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _record(
@@ -43,9 +52,10 @@ def _record(
         detail["query"] = query
     if interaction:
         detail["interaction"] = interaction
-    purpose = request.headers.get(PURPOSE_HEADER)
+    purpose = _purpose(request)
     if purpose:
         detail["purpose"] = purpose[:64]
+    client = request.scope.get("client")
     return AuditRecord(
         "rest",
         subtype,
@@ -53,7 +63,7 @@ def _record(
         "0",
         client_id=access.client_id,
         organization=access.organization,
-        address=request.client.host if request.client else None,
+        address=client[0] if client is not None else None,  # request.client.host, without the Address
         program_id=program_id,
         detail=detail,
     )

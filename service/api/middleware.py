@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
+from typing import Any
 
 import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import error_document
+from service.logs import AssembledLogger
 from service.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
-log = structlog.get_logger("peerlink.access")
+log = AssembledLogger("peerlink.access")
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def new_request_id() -> str:
+    """``uuid.uuid4().hex`` (random, version 4, RFC 4122 variant) without building the UUID object."""
+    return "%032x" % ((int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET)
 
 
 def route_template(scope: Scope) -> str:
@@ -22,7 +31,9 @@ def route_template(scope: Scope) -> str:
     if scope.get("route") is None:
         return "unmatched"
     values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
-    return "/".join(f"{{{values[part]}}}" if part in values else part for part in str(scope["path"]).split("/"))
+    if not values:
+        return str(scope["path"])
+    return "/".join([f"{{{values[part]}}}" if part in values else part for part in str(scope["path"]).split("/")])
 
 
 class RequestContextMiddleware:
@@ -31,46 +42,71 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        """(method, route template, status) -> its child of metrics.requests (labels() once)."""
+        self._timers: dict[tuple[str, str], Any] = {}
+        """(method, route template) -> its child of metrics.latency."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        offered = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":  # the last one, as a dict of the headers would have it
+                offered = value
+        offered_id = offered.decode("latin-1")
+        request_id = offered_id if _REQUEST_ID.match(offered_id) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], id_header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
             try:
-                await self.app(scope, receive, send_with_id)
-            finally:
                 elapsed = time.perf_counter() - started
-                state = scope.get("state", {})
-                access = state.get("access")
-                # The path holds only our own record ids; the query string (names, identifiers) is left out.
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    client_id=access.client_id if access is not None else state.get("client_id"),
-                )
+                logger = log.info_logger()
+                if logger is not None:
+                    state = scope.get("state", {})
+                    access = state.get("access")
+                    # The path holds only our own record ids; the query string (names, identifiers) is left out.
+                    logger.info(
+                        "request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                        client_id=access.client_id if access is not None else state.get("client_id"),
+                    )
                 if self.metrics is not None:
-                    route = route_template(scope)
-                    self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-                    self.metrics.latency.labels(scope["method"], route).observe(elapsed)
+                    self._measure(scope["method"], route_template(scope), status, elapsed)
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
+
+    def _measure(self, method: str, route: str, status: int, elapsed: float) -> None:
+        assert self.metrics is not None
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = self.metrics.requests.labels(method, route, str(status))
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[(method, route)] = self.metrics.latency.labels(method, route)
+        counter.inc()
+        timer.observe(elapsed)
+
+
+_HTTP1 = frozenset({"1.0", "1.1"})
 
 
 class BodyLimitMiddleware:
@@ -88,7 +124,17 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = None
+        chunked = False
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":  # the last one, as a dict of the headers would have it
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if length is None and not chunked and scope.get("http_version") in _HTTP1:
+            # HTTP/1.x: a request with neither Content-Length nor Transfer-Encoding has no body
+            await self.app(scope, receive, send)
+            return
         if length is not None:
             if not length.isdigit() or int(length) > self.max_bytes:
                 await self._refuse(scope, send)

@@ -41,7 +41,18 @@ STORED_COLUMNS = (*HASHED_COLUMNS, "hash")
 
 def instant(value: datetime) -> str:
     """The canonical text of ``recorded``: UTC with microseconds (what both databases keep)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(UTC)
+    if value.year < 1000:  # strftime's %Y may not pad it to four digits
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than an f-string here)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def parse_instant(value: str) -> datetime:
@@ -66,23 +77,42 @@ _TAIL = ("subtype", "type")
 assert sorted(HASHED_COLUMNS) == [*_HEAD, "prev_hash", *_MIDDLE, "seq", *_TAIL]
 
 
-def canonical_parts(row: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
+_PREV_HASH = b'"prev_hash":"",'
+_SEQ = b'"seq":0,'
+
+
+def canonical_parts(row: Mapping[str, Any], detail_json: bytes | None = None) -> tuple[bytes, bytes, bytes]:
     """The canonical form around the two values only known under the chain lock, prev_hash and seq:
     ``head + b'"prev_hash":"' + prev_hash + b'",' + middle + b'"seq":' + seq + b',' + tail`` is
     :func:`canonical` (the PostgreSQL writer joins them in the database, see migration 0005).
-    ``row["detail"]`` may be an ``orjson.Fragment`` of the detail's canonical JSON."""
-    sort = orjson.OPT_SORT_KEYS
-    head = orjson.dumps({k: row[k] for k in _HEAD}, option=sort)[:-1] + b","
+    ``row["detail"]`` may be an ``orjson.Fragment`` of the detail's canonical JSON, or that JSON given as
+    ``detail_json`` (then ``row["detail"]`` is not read).
+
+    One document is made with an empty prev_hash and seq 0 and cut at those two members: the last
+    ``"prev_hash":"",`` and ``"seq":0,`` in it are the top-level members (the key order is sorted;
+    only ``detail``, before them, may hold such a member, and a string value cannot, its quotes
+    being escaped)."""
     recorded = row["recorded"]
-    middle = orjson.dumps(
+    document = orjson.dumps(
         {
+            "action": row["action"],
+            "address": row["address"],
+            "client_id": row["client_id"],
+            "detail": row["detail"] if detail_json is None else orjson.Fragment(detail_json),
+            "organization": row["organization"],
+            "outcome": row["outcome"],
+            "prev_hash": "",
             "program_id": row["program_id"],
             "recorded": instant(recorded) if isinstance(recorded, datetime) else recorded,
+            "seq": 0,
+            "subtype": row["subtype"],
+            "type": row["type"],
         },
-        option=sort,
-    )[1:-1]
-    tail = orjson.dumps({k: row[k] for k in _TAIL}, option=sort)[1:]
-    return head, middle + b",", tail
+        option=orjson.OPT_SORT_KEYS,
+    )
+    prev = document.rindex(_PREV_HASH)
+    seq = document.rindex(_SEQ)
+    return document[:prev], document[prev + len(_PREV_HASH) : seq], document[seq + len(_SEQ) :]
 
 
 def join_parts(parts: tuple[bytes, bytes, bytes], seq: int, prev_hash: str) -> bytes:

@@ -128,6 +128,8 @@ def _is_clean(value: Any) -> bool:
 def _text(name: str, value: str | None) -> str | None:
     if value is None:
         return None
+    if type(value) is str and value.isascii() and "\x00" not in value:  # the usual case: nothing to clean
+        return value[: _LIMITS[name]]
     return _clean_text(str(value))[: _LIMITS[name]]
 
 
@@ -150,7 +152,7 @@ def prepare(record: AuditRecord) -> Prepared:
         "detail": detail,
     }
     detail_json = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS)
-    parts = canonical_parts({**values, "detail": orjson.Fragment(detail_json)})
+    parts = canonical_parts(values, detail_json)
     return Prepared(values, detail_json, entities_of(detail, str(values["subtype"])), parts)
 
 

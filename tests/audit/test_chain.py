@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service.audit.chain import GENESIS, HASHED_COLUMNS, ChainChecker, canonical, entities_of, record_hash
+from service.audit.chain import (
+    GENESIS,
+    HASHED_COLUMNS,
+    ChainChecker,
+    canonical,
+    canonical_parts,
+    entities_of,
+    instant,
+    join_parts,
+    record_hash,
+)
 
 
 def chain(n: int, *, first: int = 1, prev: str = GENESIS) -> list[dict[str, Any]]:
@@ -152,3 +165,44 @@ def test_the_index_rows_come_from_patients_and_entities():
     ]
     assert entities_of({"patients": "not-a-list", "entities": [None, 3]}) == []
     assert entities_of(detail, "search") == [("patient", "p1"), ("patient", "p2"), ("patient", "p3")]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(["prev_hash", "seq", "detail", "type", "x"]) | st.text(max_size=10)
+_TEXT = st.none() | st.text(max_size=20) | st.sampled_from(['"prev_hash":"",', '"seq":0,', '\\"seq\\":0,'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    detail=st.dictionaries(_KEYS, _JSON | st.sampled_from(["", 0]), max_size=4),
+    texts=st.lists(_TEXT, min_size=7, max_size=7),
+    recorded=st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)),
+    seq=st.integers(1, 2**40),
+    prev=st.text("0123456789abcdef", min_size=64, max_size=64),
+)
+def test_the_canonical_parts_joined_are_the_canonical_form(detail, texts, recorded, seq, prev):
+    """Whatever the detail holds (members named prev_hash or seq included), the parts the writers
+    join around prev_hash and seq make exactly the canonical form, with the detail given either way."""
+    names = ("program_id", "type", "subtype", "action", "outcome", "client_id", "organization", "address")
+    row = dict(zip(names, [*texts, texts[0]], strict=True))
+    row |= {"recorded": recorded, "detail": detail, "seq": seq, "prev_hash": prev}
+    detail_json = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS)
+    expected = canonical(row)
+    assert join_parts(canonical_parts(row), seq, prev) == expected
+    assert join_parts(canonical_parts({**row, "detail": orjson.Fragment(detail_json)}), seq, prev) == expected
+    assert join_parts(canonical_parts({**row, "detail": None}, detail_json), seq, prev) == expected
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3)), timezone(timedelta(hours=9))])))
+def test_the_canonical_instant_is_strftimes(moment):
+    try:
+        expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            instant(moment)
+        return
+    assert instant(moment) == expected

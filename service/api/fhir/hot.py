@@ -24,9 +24,9 @@ down the normal stack, unchanged, which then answers (or refuses) it as always:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,6 +44,20 @@ PREFIX = "/fhir/"
 HOT_ROUTES = {"fhir_read": 2, "fhir_search": 1}
 """operation id -> the number of path segments after /fhir/ of its route."""
 _ID = re.compile(FHIR_ID)
+
+
+_WANTED = frozenset({b"accept", b"authorization", b"peerlink-program"})
+_acceptable = lru_cache(maxsize=256)(acceptable)
+"""Whether an Accept header lets us answer (a few distinct values in practice; the cache is bounded)."""
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the hot paths read, each its first value (as Starlette's Headers.get)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _WANTED and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 class HotPaths:
@@ -87,12 +101,12 @@ class HotPaths:
     async def _answer(self, scope: Scope, receive: Receive, route: Any, parts: list[str]) -> Response | None:
         """The route's answer, or None: the normal path is to answer (nothing has been sent or written)."""
         state = scope["app"].state
-        headers = Headers(scope=scope)
-        if not acceptable(headers.get("accept", "")):
+        headers = _headers(scope)
+        if not _acceptable(headers.get(b"accept", "")):
             return None
         resource_type = parts[0]
         if state.settings.auth_required:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
+            scheme, _, token = headers.get(b"authorization", "").partition(" ")
             access = known_access(state.security, token.strip()) if scheme.lower() == "bearer" else None
             if access is None:
                 return None
@@ -101,7 +115,7 @@ class HotPaths:
                 return None
         else:
             access = Access(None, None, None, ALL_PERMISSIONS)
-        named = headers.get("peerlink-program")
+        named = headers.get(b"peerlink-program")
         program = known_program(state.program_cache, access.program_id or named or state.settings.default_program)
         if program is None or (named is not None and named != program.code):
             return None
