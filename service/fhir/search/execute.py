@@ -5,7 +5,6 @@ boundary."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,7 +95,7 @@ def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Sta
     cursor = None
     if query.cursor is not None:
         cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
-    return replace(statements(source, query, filters, cursor, bindparam("limit")), kept=True)
+    return statements(source, query, filters, cursor, bindparam("limit"), kept=True)
 
 
 async def run(

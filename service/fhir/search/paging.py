@@ -3,7 +3,7 @@ the matches keyset-paged on the sort key and pk, their total, and the next curso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
@@ -58,14 +58,27 @@ class Statements:
     count: Any
     keyed: bool
     kept: bool = False
-    """Built once for every search of its shape (run on PostgreSQL's driver, service.store.kept)."""
+    """Built once for every search of its shape (run on the driver, service.store.kept)."""
+    counted: Any = None
+    """A first page's rows with the count of every match beside them (a ``total`` column, computed
+    once by the database): one statement instead of two, for a shape whose first pages have more
+    matches than they hold."""
+    overflowed: list[bool] = field(default_factory=lambda: [False])
+    """Whether the last first page of this shape had more matches than it holds (then the next one
+    runs ``counted``; the total is exact either way, only the number of statements differs)."""
 
 
 def statements(
-    source: Source, query: SearchQuery, filters: list[ColumnElement[bool]], cursor: Cursor | After | None, limit: Any
+    source: Source,
+    query: SearchQuery,
+    filters: list[ColumnElement[bool]],
+    cursor: Cursor | After | None,
+    limit: Any,
+    kept: bool = False,
 ) -> Statements:
     """The statements of a page of ``query`` after ``cursor`` (its values, or bind parameters standing
-    for them), ``limit`` rows at most (the page and one more, or a bind parameter)."""
+    for them), ``limit`` rows at most (the page and one more, or a bind parameter); ``kept``: built
+    once for every search of its shape (with the first page's ``counted`` statement)."""
     count = select(func.count().label("n")).select_from(source.table).where(*filters)
     key = source.sort_key(query.sort, cursor)
     snapshot = source.snapshot().label("snapshot")
@@ -76,7 +89,7 @@ def statements(
         if cursor is not None:
             statement = statement.where(pk < cursor.pk if descending else pk > cursor.pk)
         statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(limit)
-        return Statements(statement, count, keyed=False)
+        return Statements(statement, count, False, kept, _counted(statement, count, cursor) if kept else None)
     inner = select(*source.columns, key.label("k")).where(*filters).subquery()
     statement = select(inner, snapshot)
     if cursor is not None:
@@ -85,7 +98,13 @@ def statements(
         statement = statement.where(or_(beyond, and_(inner.c.k == cursor.key, after)))
     order = [inner.c.k, inner.c.pk]
     statement = statement.order_by(*(c.desc() if descending else c.asc() for c in order)).limit(limit)
-    return Statements(statement, count, keyed=True)
+    return Statements(statement, count, True, kept, _counted(statement, count, cursor) if kept else None)
+
+
+def _counted(statement: Any, count: Any, cursor: Cursor | After | None) -> Any:
+    """The first page's statement with the total beside its rows (an uncorrelated subquery: counted
+    once per statement), or None for a later page."""
+    return None if cursor is not None else statement.add_columns(count.scalar_subquery().label("total"))
 
 
 async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Page:
@@ -110,9 +129,15 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
         total = await _count(conn, built, parameters)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
-    rows = await fetch_all(conn, built.rows, parameters, built.kept)
+    if counted_with_page and built.overflowed[0] and built.counted is not None:
+        rows = await fetch_all(conn, built.counted, parameters, built.kept)
+        total = rows[0].total if rows else 0
+    else:
+        rows = await fetch_all(conn, built.rows, parameters, built.kept)
+        if counted_with_page:
+            total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters)
     if counted_with_page:
-        total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters)
+        built.overflowed[0] = len(rows) > query.count
     next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
