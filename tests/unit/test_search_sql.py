@@ -10,7 +10,7 @@ from sqlalchemy import and_
 from sqlalchemy.dialects import postgresql
 
 from service.fhir.search.execute import KEPT_STATEMENTS, _kept, prepare
-from service.fhir.search.query import Criterion, DateValue, ReferenceValue, SearchQuery, StringValue
+from service.fhir.search.query import Criterion, Cursor, DateValue, ReferenceValue, SearchQuery, Sort, StringValue
 from service.fhir.search.sql import Compiler
 
 LOW, HIGH = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC)
@@ -81,3 +81,17 @@ def test_kept_statements_are_bounded():
         ids = tuple(str(i) for i in range(n % 40 + 1))
         prepare("program", _query(Criterion("_id", "_id", ids), *(bound("date", "ge") for _ in range(n // 40))), None)
     assert len(_kept) <= KEPT_STATEMENTS
+
+
+def test_a_later_page_in_pk_order_bounds_the_index_rows_too():
+    patient = Criterion("patient", "reference", (ReferenceValue(("Patient/a",)),))
+    missing = Criterion("encounter", "reference", missing=True)
+    for sort, sign in ((Sort(""), ">"), (Sort("-_id", None, descending=True), "<")):
+        later = SearchQuery(
+            "Encounter", (patient, missing, bound("date", "ge")), sort=sort, cursor=Cursor(sort.text, None, 7, 9)
+        )
+        built, values = prepare("program", later, None)
+        text = str(built.rows.compile(dialect=postgresql.dialect()))
+        assert text.count(f"resource_pk {sign} %(cursor_pk)s") == 3 and values["cursor_pk"] == 7
+    first, _ = prepare("program", SearchQuery("Encounter", (patient,)), None)
+    assert "cursor_pk" not in str(first.rows.compile(dialect=postgresql.dialect()))

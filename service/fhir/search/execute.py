@@ -88,6 +88,9 @@ def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Sta
         bindparam("organization") if bounded else None,
         bindparam("today") if bounded else None,
     )
+    if query.cursor is not None and query.sort.key is None:  # a later page in pk order
+        after: Any = bindparam("cursor_pk")
+        source.compiler = Compiler(bindparam("program"), query.resource_type, after, query.sort.descending)
     taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
     filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken)]
     if next(taken, None) is not None:

@@ -93,9 +93,16 @@ class Compiler:
     """Conditions on ``fhir_resources`` rows of one program and resource type. ``program_id``: the
     program's id, or a bind parameter standing for it."""
 
-    def __init__(self, program_id: Any, resource_type: str) -> None:
+    def __init__(self, program_id: Any, resource_type: str, after: Any = None, descending: bool = False) -> None:
         self.program_id = program_id
         self.resource_type = resource_type
+        self.after = after
+        """A later page in pk order: the cursor's pk (a value or a bind parameter). Every index-row
+        condition then repeats the page's own ``pk >`` (or ``<``) bound on the row's ``resource_pk``:
+        the same rows match (the row is the resource's own), but the index rows before the cursor are
+        left out before the resources are looked up (a day's Encounters at a million: each later page
+        looked up every match of the day, profiled)."""
+        self.descending = descending
 
     # --- planning: shapes and values, no SQL -----------------------------------------------------
 
@@ -209,6 +216,8 @@ class Compiler:
         ]
         if condition is not None:
             where.append(condition(s.c))
+        if self.after is not None:
+            where.append(s.c.resource_pk < self.after if self.descending else s.c.resource_pk > self.after)
         return exists().where(*where)
 
     def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
