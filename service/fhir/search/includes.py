@@ -9,10 +9,12 @@ from functools import cache, lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, any_, bindparam, exists, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
+from service.store.kept import fetch_all
 from service.store.tables import fhir_search
 
 from .query import Found, SearchQuery
@@ -35,15 +37,27 @@ def _boundary(bounded: bool) -> tuple[ColumnElement[bool], ...]:
     return () if condition is None else (condition,)
 
 
+def _among(column: Any, name: str, item: Any, postgres: bool) -> ColumnElement[bool]:
+    """``column`` is one of the list ``name``: on PostgreSQL ``= ANY`` of one array parameter (the
+    statement is whole when compiled, so it runs on the driver: service.store.kept), else an IN list
+    expanded when run."""
+    among: ColumnElement[bool]
+    if postgres:
+        among = column == any_(bindparam(name, type_=ARRAY(item)))
+    else:
+        among = column.in_(bindparam(name, expanding=True))
+    return among
+
+
 @cache
-def _tokens() -> Select[Any]:
+def _tokens(postgres: bool) -> Select[Any]:
     """The index tokens of one parameter of the matches (what they point at)."""
     s = fhir_search.c
     return (
         select(s.token)
         .distinct()
         .where(
-            s.resource_pk.in_(bindparam("pks", expanding=True)),
+            _among(s.resource_pk, "pks", BigInteger(), postgres),
             s.program_id == bindparam("program"),
             s.resource_type == bindparam("source_type"),
             s.param == bindparam("param"),
@@ -52,19 +66,15 @@ def _tokens() -> Select[Any]:
 
 
 @lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the types come from stored references: bounded
-def _targets(types: tuple[str, ...], bounded: bool) -> Select[Any]:
+def _targets(types: tuple[str, ...], bounded: bool, postgres: bool) -> Select[Any]:
     """The resources of ``types`` with ids ``ids0``, ``ids1``… (one list per type)."""
-    targets = or_(
-        *(
-            and_(R.resource_type == t, R.resource_id.in_(bindparam(f"ids{i}", expanding=True)))
-            for i, t in enumerate(types)
-        )
-    )
+    ids = [_among(R.resource_id, f"ids{i}", String(), postgres) for i in range(len(types))]
+    targets = or_(*(and_(R.resource_type == t, i) for t, i in zip(types, ids, strict=True)))
     return select(*COLUMNS).where(R.program_id == bindparam("program"), targets, *_boundary(bounded)).order_by(R.pk)
 
 
 @cache
-def _pointing(bounded: bool) -> Select[Any]:
+def _pointing(bounded: bool, postgres: bool) -> Select[Any]:
     """The resources of ``source_type`` whose ``param`` points at one of ``references``."""
     t = fhir_search.alias()
     pointing = exists().where(
@@ -72,7 +82,7 @@ def _pointing(bounded: bool) -> Select[Any]:
         t.c.program_id == bindparam("program"),
         t.c.resource_type == bindparam("source_type"),
         t.c.param == bindparam("param"),
-        t.c.token.in_(bindparam("references", expanding=True)),
+        _among(t.c.token, "references", String(), postgres),
     )
     return (
         select(*COLUMNS)
@@ -133,15 +143,13 @@ async def included(
     if organization is not None:
         common.update(organization=organization, today=datetime.now(UTC).date())
     bounded = organization is not None
+    postgres = getattr(getattr(conn, "dialect", None), "name", None) == "postgresql"
     seen = {(m.resource_type, m.resource_id) for m in matches}
     results: list[Found] = []
     pks = [m.pk for m in matches]
     for include in query.includes:
-        tokens = (
-            await conn.execute(
-                _tokens(), {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
-            )
-        ).scalars()
+        asked = {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
+        tokens = [row.token for row in await fetch_all(conn, _tokens(postgres), asked)]
         wanted: dict[str, set[str]] = {}
         canonicals: set[str] = set()
         for token in tokens:
@@ -155,13 +163,13 @@ async def included(
             continue
         types = tuple(sorted(wanted))
         ids = {f"ids{i}": sorted(wanted[t]) for i, t in enumerate(types)}
-        results += [found(row) for row in await conn.execute(_targets(types, bounded), {**common, **ids})]
+        results += [found(row) for row in await fetch_all(conn, _targets(types, bounded, postgres), {**common, **ids})]
     references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
     for include in query.revincludes:
         if include.target_type not in (None, query.resource_type):
             continue
         parameters = {**common, "source_type": include.source_type, "param": include.param, "references": references}
-        results += [found(row) for row in await conn.execute(_pointing(bounded), parameters)]
+        results += [found(row) for row in await fetch_all(conn, _pointing(bounded, postgres), parameters)]
     unique: list[Found] = []
     for item in results:
         if (item.resource_type, item.resource_id) not in seen:
