@@ -19,6 +19,8 @@ from tests.audit.conftest import login, record, rows
 from tests.factories import participant_body
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+DAY = (NOW - timedelta(days=10)).replace(hour=10, minute=0, second=0)
+"""The history's day at ten in the morning: hours added to it stay on that day whenever the tests run."""
 CLINIC = "urn:oid:2.16.840.1.113883.19.5|riverside"
 HOSPITAL = "1234567893"
 
@@ -40,7 +42,7 @@ async def history(database, program, people):
     a = fhir_id(program.identifier_system, "participant", people[0])
     b = fhir_id(program.identifier_system, "participant", people[1])
     pid = program.id
-    day = NOW - timedelta(days=10)
+    day = DAY
     made = [
         # disclosures of A
         record(
@@ -159,7 +161,7 @@ async def test_the_accounting_lists_each_disclosure_with_recipient_content_and_p
 
 
 async def test_the_period_can_be_chosen(gateway, admin, people, history):
-    since = (NOW - timedelta(days=10)).date().isoformat()
+    since = DAY.date().isoformat()
     document = (
         await gateway.get(f"/peer/v1/participants/{people[0]}/disclosures?from={since}&to={since}", headers=admin)
     ).json()
@@ -231,7 +233,7 @@ async def test_the_command_line_prints_the_same_report(database, program, people
         assert done.stdout.startswith("{"), done.stdout[:600]
         document = orjson.loads(done.stdout)
         assert document["count"] == 4
-        since = (NOW - timedelta(days=10)).date().isoformat()
+        since = DAY.date().isoformat()
         done = await asyncio.to_thread(
             runner.invoke, audit_app, ["disclosures", people[0], "--from", since, "--format", "csv"]
         )

@@ -11,13 +11,15 @@ from service.audit import write
 from tests.audit.conftest import login, record, rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+DAY = (NOW - timedelta(days=3)).replace(hour=10, minute=0, second=0)
+"""The events' day at ten in the morning: hours added to it stay on that day whenever the tests run."""
 ORG = "urn:oid:2.16.840.1.113883.19.5|riverside"
 
 
 @pytest.fixture
 async def events(database, program):
     """A day of varied events of the program (and one of another program)."""
-    day = NOW - timedelta(days=3)
+    day = DAY
     pid = program.id
     made = [
         record(
@@ -146,13 +148,13 @@ async def test_the_log_is_served_newest_first_to_the_programs_administrators(gat
     ],
 )
 async def test_search_parameters(gateway, admin, events, query, expected):
-    day = (NOW - timedelta(days=3)).date().isoformat()
+    day = DAY.date().isoformat()
     bundle = await _search(gateway, admin, f"{query}&date={day}")
     assert _subtypes(bundle) == expected
 
 
 async def test_date_prefixes(gateway, admin, events):
-    day = NOW - timedelta(days=3)
+    day = DAY
     at = (day + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert _subtypes(await _search(gateway, admin, f"?date=ge{at}&date=lt{day.date() + timedelta(days=1)}")) == [
         "admin.client-add",
@@ -172,7 +174,7 @@ async def test_date_prefixes(gateway, admin, events):
 
 
 async def test_pages_follow_the_next_link(gateway, admin, events):
-    day = (NOW - timedelta(days=3)).date().isoformat()
+    day = DAY.date().isoformat()
     bundle = await _search(gateway, admin, f"?date={day}&_count=2")
     seen = _subtypes(bundle)
     while True:

@@ -15,7 +15,8 @@ from service.domain.errors import BadRequest
 from tests.audit.conftest import record, rows, write_records
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-DAY = NOW - timedelta(days=3)
+DAY = (NOW - timedelta(days=3)).replace(hour=10, minute=0, second=0)
+"""Ten in the morning: the day's events (up to eight hours after it) stay on that day whenever the tests run."""
 
 
 async def _get(gateway, headers, query: str, status: int = 200, *, valid: bool = True):
