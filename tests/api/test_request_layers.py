@@ -32,53 +32,34 @@ from tests.factories import World
 BIG = b"x" * 2000
 SMALL = b"y" * 10
 
+
+def answer(*headers: tuple[bytes, bytes], body: bytes = BIG, status: int = 200) -> list[Message]:
+    """A response start with these headers, then one body message."""
+    return [
+        {"type": "http.response.start", "status": status, "headers": list(headers)},
+        {"type": "http.response.body", "body": body},
+    ]
+
+
+def typed(content_type: bytes, *more: tuple[bytes, bytes], body: bytes = BIG, status: int = 200) -> list[Message]:
+    return answer((b"content-type", content_type), *more, body=body, status=status)
+
+
 ANSWERS: dict[str, list[Message]] = {
-    "small": [
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/fhir+json")]},
-        {"type": "http.response.body", "body": SMALL},
-    ],
-    "large": [
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/fhir+json")]},
-        {"type": "http.response.body", "body": BIG},
-    ],
-    "large, a Vary already": [
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/html"), (b"vary", b"Cookie"), (b"vary", b"Origin")],
-        },
-        {"type": "http.response.body", "body": BIG},
-    ],
+    "small": typed(b"application/fhir+json", body=SMALL),
+    "large": typed(b"application/fhir+json"),
+    "large, a Vary already": typed(b"text/html", (b"vary", b"Cookie"), (b"vary", b"Origin")),
     "streamed": [
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/x-ndjson")]},
         {"type": "http.response.body", "body": SMALL, "more_body": True},
         {"type": "http.response.body", "more_body": True},
         {"type": "http.response.body", "body": BIG},
     ],
-    "excluded type": [
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"image/png")]},
-        {"type": "http.response.body", "body": BIG},
-    ],
-    "excluded family": [
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"video/mp4; x=1")]},
-        {"type": "http.response.body", "body": BIG},
-    ],
-    "grpc": [
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/grpc+proto")]},
-        {"type": "http.response.body", "body": BIG},
-    ],
-    "already encoded": [
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain"), (b"content-encoding", b"br")],
-        },
-        {"type": "http.response.body", "body": BIG},
-    ],
-    "partial": [
-        {"type": "http.response.start", "status": 206, "headers": [(b"content-type", b"text/plain")]},
-        {"type": "http.response.body", "body": BIG},
-    ],
+    "excluded type": typed(b"image/png"),
+    "excluded family": typed(b"video/mp4; x=1"),
+    "grpc": typed(b"application/grpc+proto"),
+    "already encoded": typed(b"text/plain", (b"content-encoding", b"br")),
+    "partial": typed(b"text/plain", status=206),
     "no headers, no body": [{"type": "http.response.start", "status": 204}, {"type": "http.response.body"}],
     "trailers": [
         {"type": "http.response.start", "status": 200, "headers": [], "trailers": True},
