@@ -29,9 +29,17 @@ class Projection:
     pk = R.pk
     columns = (R.pk, R.resource_type, R.resource_id, R.body, R.patient_id)
 
-    def __init__(self, program_id: Any, resource_type: str, organization: Any, today: Any = None) -> None:
+    def __init__(
+        self,
+        program_id: Any,
+        resource_type: str,
+        organization: Any,
+        today: Any = None,
+        after: Any = None,
+        descending: bool = False,
+    ) -> None:
         self.program_id = program_id
-        self.compiler = Compiler(program_id, resource_type)
+        self.compiler = Compiler(program_id, resource_type, after, descending)  # after: see Compiler
         self.inside = visible(organization, today)
 
     def scope(self, resource_type: Any) -> list[ColumnElement[bool]]:
@@ -82,15 +90,15 @@ def prepare(program_id: str, query: SearchQuery, organization: str | None) -> tu
 
 
 def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Statements:
+    later_by_pk = query.cursor is not None and query.sort.key is None
     source = Projection(
         bindparam("program"),
         query.resource_type,
         bindparam("organization") if bounded else None,
         bindparam("today") if bounded else None,
+        bindparam("cursor_pk") if later_by_pk else None,
+        query.sort.descending,
     )
-    if query.cursor is not None and query.sort.key is None:  # a later page in pk order
-        after: Any = bindparam("cursor_pk")
-        source.compiler = Compiler(bindparam("program"), query.resource_type, after, query.sort.descending)
     taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
     filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken)]
     if next(taken, None) is not None:

@@ -3,7 +3,7 @@ the matches keyset-paged on the sort key and pk, their total, and the next curso
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
@@ -49,7 +49,7 @@ class Page:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Statements:
     """A page's statements: its rows (keyset-paged; rows carry ``pk``, ``snapshot`` and, when sorted on
     a key, ``k``) and the count of every match."""
@@ -63,7 +63,7 @@ class Statements:
     """A first page's rows with the count of every match beside them (a ``total`` column, computed
     once by the database): one statement instead of two, for a shape whose first pages have more
     matches than they hold."""
-    overflowed: list[bool] = field(default_factory=lambda: [False])
+    overflowed: bool = False
     """Whether the last first page of this shape had more matches than it holds (then the next one
     runs ``counted``; the total is exact either way, only the number of statements differs)."""
 
@@ -129,7 +129,7 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
         total = await _count(conn, built, parameters)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
-    if counted_with_page and built.overflowed[0] and built.counted is not None:
+    if counted_with_page and built.overflowed and built.counted is not None:
         rows = await fetch_all(conn, built.counted, parameters, built.kept)
         total = rows[0].total if rows else 0
     else:
@@ -137,7 +137,7 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
         if counted_with_page:
             total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters)
     if counted_with_page:
-        built.overflowed[0] = len(rows) > query.count
+        built.overflowed = len(rows) > query.count
     next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
