@@ -24,7 +24,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, delete, exists, insert, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mappings.clinical_context import KEPT_TYPES, PATIENT_ELEMENTS
@@ -175,10 +175,14 @@ def _sud_counseling_note() -> ColumnElement[bool]:
     return and_(r.resource_type == "DocumentReference", r.source_kind == "note", flagged)
 
 
-def visible(organization: Any, today: Any = None) -> ColumnElement[bool] | None:
+def visible(organization: Any, today: Any = None, resource_type: str | None = None) -> ColumnElement[bool] | None:
     """The condition on a ``fhir_resources`` row for what ``organization`` may see (None: no limit).
     ``organization`` and ``today`` (default: today): values, or bind parameters standing for them (a
-    statement kept for every searcher of its shape, service.fhir.search.execute)."""
+    statement kept for every searcher of its shape, service.fhir.search.execute). ``resource_type``: the
+    row's type when the statement asks for one type only; the condition is then the same decision with
+    the branches that type cannot take left out (a search of Encounters asks one grant, not whether an
+    Encounter is a public type or a SUD counseling note: PostgreSQL plans every search anew, and each
+    branch left in was planned each time)."""
     if organization is None:
         return None
     if today is None:
@@ -190,10 +194,27 @@ def visible(organization: Any, today: Any = None) -> ColumnElement[bool] | None:
     rows = _grant_rows(r.program_id, organization, r.patient_id, today)
     granted = exists().where(*rows, g.resource_type == r.resource_type, source)
     sud_granted = exists().where(*rows, g.resource_type == SUD_COUNSELING_NOTE, g.origin_kind == "consent")
+    if resource_type is not None:
+        return _visible_of_type(resource_type, granted, sud_granted)
     sud_note = _sud_counseling_note()
     # equalities, not an IN list: a kept statement's SQL is then whole when compiled (service.store.kept)
     public = and_(r.patient_id.is_(None), or_(*(r.resource_type == t for t in sorted(PUBLIC_TYPES))))
     return or_(public, and_(not_(sud_note), granted), and_(sud_note, sud_granted))
+
+
+def _visible_of_type(
+    resource_type: str, granted: ColumnElement[bool], sud_granted: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """:func:`visible`'s decision for rows of one type: a public type's rows about nobody, a
+    DocumentReference by the grant its note needs, any other type by its grant."""
+    r = fhir_resources.c
+    if resource_type == "DocumentReference":
+        # the same as visible()'s two note branches: whether it is a SUD counseling note is never NULL
+        # (resource_type and source_kind are NOT NULL), so the CASE takes exactly one of them
+        opened: ColumnElement[bool] = case((_sud_counseling_note(), sud_granted), else_=granted)
+    else:
+        opened = granted
+    return or_(r.patient_id.is_(None), opened) if resource_type in PUBLIC_TYPES else opened
 
 
 def version_visible(organization: str | None, versions: Any) -> ColumnElement[bool] | None:

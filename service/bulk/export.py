@@ -64,7 +64,7 @@ def conditions(job: jobs.Job, resource_type: str) -> list[ColumnElement[bool]]:
     since = request.since_moment
     if since is not None:
         where.append(R.last_updated > since)
-    inside = visible(job.organization)
+    inside = visible(job.organization, resource_type=resource_type)
     if inside is not None:
         where.append(inside)
     if request.level == "patient":

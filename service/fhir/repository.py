@@ -42,7 +42,7 @@ async def current(
     query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body, t.patient_id).where(
         t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
     )
-    if (inside := visible(organization)) is not None:
+    if (inside := visible(organization, resource_type=resource_type)) is not None:
         query = query.where(inside)
     row = (await conn.execute(query)).first()
     if row is None:

@@ -39,7 +39,7 @@ def topic_of(row: Any) -> Topic:
 
 async def visible_now(conn: AsyncConnection, organization: str | None, program_id: str, rtype: str, rid: str) -> bool:
     """Whether the subscriber's organisation may see the resource today (consent and boundaries)."""
-    condition = boundary.visible(organization)
+    condition = boundary.visible(organization, resource_type=rtype)
     r = fhir_resources.c
     query = select(r.pk).where(r.program_id == program_id, r.resource_type == rtype, r.resource_id == rid)
     if condition is not None:
