@@ -83,9 +83,14 @@ def _driver(conn: Any) -> tuple[str, Any] | None:
     return None
 
 
-async def fetch_all(conn: Any, statement: ClauseElement, parameters: dict[str, Any], kept: bool = True) -> list[Any]:
+async def fetch_all(
+    conn: Any, statement: ClauseElement, parameters: dict[str, Any], kept: bool = True, planned_once: Any = None
+) -> list[Any]:
     """The rows of a statement run with ``parameters`` (every bind parameter it has no value for).
-    ``kept``: a statement built once and run many times (run on the driver where there is one)."""
+    ``kept``: a statement built once and run many times (run on the driver where there is one).
+    ``planned_once``: on PostgreSQL, where to run a statement whose one plan serves every value (an
+    asynchronous context manager of an asyncpg connection whose session plans a prepared statement
+    once: ``Database.driver``); the read pool's sessions plan every execution for its values."""
     driver = _driver(conn) if kept else None
     if driver is None:
         return list((await conn.execute(statement, parameters)).all())
@@ -100,9 +105,13 @@ async def fetch_all(conn: Any, statement: ClauseElement, parameters: dict[str, A
     arguments = [parameters[n] if n in parameters else compiled.fixed[n] for n in compiled.names]
     for i, process in compiled.into:
         arguments[i] = process(arguments[i])
-    if kind == "asyncpg":
+    records: list[Any]
+    if kind == "asyncpg" and planned_once is not None:
+        async with planned_once() as connection:
+            records = await connection.fetch(compiled.sql, *arguments)
+    elif kind == "asyncpg":
         connection = (await conn.get_raw_connection()).driver_connection
-        records: list[Any] = await connection.fetch(compiled.sql, *arguments)
+        records = await connection.fetch(compiled.sql, *arguments)
     else:  # a SQLite file's reader on the event loop (a WAL read never waits)
         records = conn.driver_connection().execute(compiled.sql, arguments).fetchall()
     if compiled.out:

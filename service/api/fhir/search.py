@@ -62,7 +62,8 @@ async def search_resources(
     base = base_url(request)
     query = search.parse(resource_type, items, lenient=_lenient(request), base=base)
     async with database.read() as conn:
-        result = await search.run(conn, program_id, query, access.organization)
+        once = None if database.is_sqlite else database.driver
+        result = await search.run(conn, program_id, query, access.organization, once)
     # included resources of a type the token may not read are left out (SMART scopes hold for includes too)
     result = replace(result, included=[f for f in result.included if access.may_read(f.resource_type)])
     returned = [*result.matches, *result.included]

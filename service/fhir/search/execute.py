@@ -17,7 +17,7 @@ from service.store.tables import fhir_resources, fhir_versions
 from .includes import found, included
 from .paging import Statements, run_page, statements
 from .query import After, Cursor, SearchQuery, SearchResult, Sort
-from .sql import Compiler, R, Shape
+from .sql import Compiler, R, Shape, driving
 
 
 class Projection:
@@ -40,7 +40,7 @@ class Projection:
     ) -> None:
         self.program_id = program_id
         self.compiler = Compiler(program_id, resource_type, after, descending)  # after: see Compiler
-        self.inside = visible(organization, today)
+        self.inside = visible(organization, today, resource_type)
 
     def scope(self, resource_type: Any) -> list[ColumnElement[bool]]:
         """The program's resources of the type, inside the boundary."""
@@ -68,13 +68,17 @@ KEPT_STATEMENTS = 512
 _kept: dict[Hashable, Statements] = {}
 
 
-def prepare(program_id: str, query: SearchQuery, organization: str | None) -> tuple[Statements, dict[str, Any]]:
+def prepare(
+    program_id: str, query: SearchQuery, organization: str | None, postgres: bool = False
+) -> tuple[Statements, dict[str, Any]]:
     """The page's statements for the query's shape (built once per shape, with bind parameters for
     every value: the program, the boundary's organization and day, the criteria's values, the cursor
-    and the limit) and this query's values for them."""
+    and the limit) and this query's values for them. ``postgres``: a shape with a driving criterion
+    (:func:`.sql.driving`) is built to be planned once (``Statements.planned_once``)."""
     shapes, values = Compiler(program_id, query.resource_type).plan(query.criteria)
+    driver = driving(shapes) if postgres else None
     cursor = query.cursor
-    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None)
+    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None, driver)
     parameters: dict[str, Any] = {"program": program_id, "type": query.resource_type, "limit": query.count + 1}
     parameters.update((f"v{i}", value) for i, value in enumerate(values))
     if organization is not None:
@@ -83,13 +87,13 @@ def prepare(program_id: str, query: SearchQuery, organization: str | None) -> tu
         parameters.update(cursor_key=cursor.key, cursor_pk=cursor.pk, cursor_snapshot=cursor.snapshot)
     built = _kept.get(key)
     if built is None:
-        built = _kept[key] = _build(query, shapes, len(values), organization is not None)
+        built = _kept[key] = _build(query, shapes, len(values), organization is not None, driver)
         if len(_kept) > KEPT_STATEMENTS:
             del _kept[next(iter(_kept))]
     return built, parameters
 
 
-def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Statements:
+def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool, driver: int | None) -> Statements:
     later_by_pk = query.cursor is not None and query.sort.key is None
     source = Projection(
         bindparam("program"),
@@ -100,21 +104,33 @@ def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool) -> Sta
         query.sort.descending,
     )
     taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
-    filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken)]
+    filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken, driver)]
     if next(taken, None) is not None:
         raise AssertionError("a search plan's values and its SQL disagree")  # never: a bug in .sql
     cursor = None
     if query.cursor is not None:
         cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
-    return statements(source, query, filters, cursor, bindparam("limit"), kept=True)
+    built = statements(source, query, filters, cursor, bindparam("limit"), kept=True)
+    built.planned_once = driver is not None
+    return built
 
 
 async def run(
-    conn: AsyncConnection, program_id: str, query: SearchQuery, organization: str | None = None
+    conn: AsyncConnection,
+    program_id: str,
+    query: SearchQuery,
+    organization: str | None = None,
+    planned_once: Any = None,
 ) -> SearchResult:
-    """``organization``: the searcher's data boundary; matches and includes outside it do not exist."""
-    page = await run_page(conn, query, *prepare(program_id, query, organization))
+    """``organization``: the searcher's data boundary; matches and includes outside it do not exist.
+    ``planned_once``: on PostgreSQL, connections whose sessions plan a statement once
+    (``Database.driver``), for the searches driven by a criterion that allows it."""
+    built, parameters = prepare(program_id, query, organization, postgres=planned_once is not None)
+    page = await run_page(conn, query, built, parameters, planned_once)
     matches = [found(row) for row in page.rows]
     return SearchResult(
-        page.total, matches, await included(conn, program_id, query, matches, organization), page.next_cursor
+        page.total,
+        matches,
+        await included(conn, program_id, query, matches, organization, planned_once),
+        page.next_cursor,
     )

@@ -31,9 +31,9 @@ def found(row: Any) -> Found:
     return Found(row.pk, row.resource_type, row.resource_id, bytes(row.body), row.patient_id)
 
 
-@cache
-def _boundary(bounded: bool) -> tuple[ColumnElement[bool], ...]:
-    condition = visible(bindparam("organization"), bindparam("today")) if bounded else None
+def _boundary(bounded: bool, resource_type: str | None = None) -> tuple[ColumnElement[bool], ...]:
+    """The searcher's boundary (``resource_type``: the one type the statement returns, if one)."""
+    condition = visible(bindparam("organization"), bindparam("today"), resource_type) if bounded else None
     return () if condition is None else (condition,)
 
 
@@ -70,11 +70,12 @@ def _targets(types: tuple[str, ...], bounded: bool, postgres: bool) -> Select[An
     """The resources of ``types`` with ids ``ids0``, ``ids1``… (one list per type)."""
     ids = [_among(R.resource_id, f"ids{i}", String(), postgres) for i in range(len(types))]
     targets = or_(*(and_(R.resource_type == t, i) for t, i in zip(types, ids, strict=True)))
-    return select(*COLUMNS).where(R.program_id == bindparam("program"), targets, *_boundary(bounded)).order_by(R.pk)
+    inside = _boundary(bounded, types[0] if len(types) == 1 else None)
+    return select(*COLUMNS).where(R.program_id == bindparam("program"), targets, *inside).order_by(R.pk)
 
 
-@cache
-def _pointing(bounded: bool, postgres: bool) -> Select[Any]:
+@lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the source types are the served types: bounded
+def _pointing(source_type: str, bounded: bool, postgres: bool) -> Select[Any]:
     """The resources of ``source_type`` whose ``param`` points at one of ``references``."""
     t = fhir_search.alias()
     pointing = exists().where(
@@ -87,7 +88,7 @@ def _pointing(bounded: bool, postgres: bool) -> Select[Any]:
     return (
         select(*COLUMNS)
         .where(R.program_id == bindparam("program"), R.resource_type == bindparam("source_type"), pointing)
-        .where(*_boundary(bounded))
+        .where(*_boundary(bounded, source_type))
         .order_by(R.pk)
     )
 
@@ -125,7 +126,7 @@ async def _canonical_targets(
     if not conditions:
         return []
     typed = [R.resource_type == target_type] if target_type else []
-    inside = visible(organization)
+    inside = visible(organization, resource_type=target_type)
     boundary = [inside] if inside is not None else []
     rows = await conn.execute(
         select(*COLUMNS).where(R.program_id == program_id, or_(*conditions), *typed, *boundary).order_by(R.pk)
@@ -134,9 +135,16 @@ async def _canonical_targets(
 
 
 async def included(
-    conn: AsyncConnection, program_id: str, query: SearchQuery, matches: list[Found], organization: str | None
+    conn: AsyncConnection,
+    program_id: str,
+    query: SearchQuery,
+    matches: list[Found],
+    organization: str | None,
+    planned_once: Any = None,
 ) -> list[Found]:
-    """The included resources, each once and none of the matches, in the order the includes name them."""
+    """The included resources, each once and none of the matches, in the order the includes name them.
+    ``planned_once``: see :func:`service.store.kept.fetch_all` (each statement here is driven by the
+    keys it is given: the page's pks, the target ids, the references; one plan serves every value)."""
     if not matches or not (query.includes or query.revincludes):
         return []
     common: dict[str, Any] = {"program": program_id}
@@ -149,7 +157,7 @@ async def included(
     pks = [m.pk for m in matches]
     for include in query.includes:
         asked = {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
-        tokens = [row.token for row in await fetch_all(conn, _tokens(postgres), asked)]
+        tokens = [row.token for row in await fetch_all(conn, _tokens(postgres), asked, True, planned_once)]
         wanted: dict[str, set[str]] = {}
         canonicals: set[str] = set()
         for token in tokens:
@@ -163,13 +171,15 @@ async def included(
             continue
         types = tuple(sorted(wanted))
         ids = {f"ids{i}": sorted(wanted[t]) for i, t in enumerate(types)}
-        results += [found(row) for row in await fetch_all(conn, _targets(types, bounded, postgres), {**common, **ids})]
+        targets = _targets(types, bounded, postgres)
+        results += [found(row) for row in await fetch_all(conn, targets, {**common, **ids}, True, planned_once)]
     references = [f"{m.resource_type}/{m.resource_id}" for m in matches] + _canonicals(matches)
     for include in query.revincludes:
         if include.target_type not in (None, query.resource_type):
             continue
         parameters = {**common, "source_type": include.source_type, "param": include.param, "references": references}
-        results += [found(row) for row in await fetch_all(conn, _pointing(bounded, postgres), parameters)]
+        pointing = _pointing(include.source_type, bounded, postgres)
+        results += [found(row) for row in await fetch_all(conn, pointing, parameters, True, planned_once)]
     unique: list[Found] = []
     for item in results:
         if (item.resource_type, item.resource_id) not in seen:

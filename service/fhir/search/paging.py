@@ -66,6 +66,9 @@ class Statements:
     overflowed: bool = False
     """Whether the last first page of this shape had more matches than it holds (then the next one
     runs ``counted``; the total is exact either way, only the number of statements differs)."""
+    planned_once: bool = False
+    """Driven by a criterion whose values never change the right plan (service.fhir.search.sql.driving):
+    on PostgreSQL it runs on a session that plans it once, not once per execution."""
 
 
 def statements(
@@ -113,8 +116,12 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
     return await run_page(conn, query, built, {})
 
 
-async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements, parameters: dict[str, Any]) -> Page:
-    """The page of ``query`` by its statements (``parameters``: the values of their bind parameters)."""
+async def run_page(
+    conn: AsyncConnection, query: SearchQuery, built: Statements, parameters: dict[str, Any], planned_once: Any = None
+) -> Page:
+    """The page of ``query`` by its statements (``parameters``: the values of their bind parameters;
+    ``planned_once``: see :func:`service.store.kept.fetch_all`, for statements built ``planned_once``)."""
+    once = planned_once if built.planned_once else None
     total = None
     cursor = query.cursor
     # A first page that holds every match is its own total (no count at all); a first page with more
@@ -126,16 +133,16 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
     if query.total and cursor is not None and cursor.total is not None:
         total = cursor.total
     elif query.total and not counted_with_page:
-        total = await _count(conn, built, parameters)
+        total = await _count(conn, built, parameters, once)
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
     if counted_with_page and built.overflowed and built.counted is not None:
-        rows = await fetch_all(conn, built.counted, parameters, built.kept)
+        rows = await fetch_all(conn, built.counted, parameters, built.kept, once)
         total = rows[0].total if rows else 0
     else:
-        rows = await fetch_all(conn, built.rows, parameters, built.kept)
+        rows = await fetch_all(conn, built.rows, parameters, built.kept, once)
         if counted_with_page:
-            total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters)
+            total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters, once)
     if counted_with_page:
         built.overflowed = len(rows) > query.count
     next_cursor = None
@@ -154,5 +161,5 @@ async def run_page(conn: AsyncConnection, query: SearchQuery, built: Statements,
     return Page(total, rows, next_cursor)
 
 
-async def _count(conn: AsyncConnection, built: Statements, parameters: dict[str, Any]) -> int:
-    return int((await fetch_all(conn, built.count, parameters, built.kept))[0].n)
+async def _count(conn: AsyncConnection, built: Statements, parameters: dict[str, Any], once: Any) -> int:
+    return int((await fetch_all(conn, built.count, parameters, built.kept, once))[0].n)

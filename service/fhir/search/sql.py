@@ -89,6 +89,26 @@ def _rows(param: str, condition: Shape | None) -> Shape:
     return ("rows", param, condition)
 
 
+DRIVING_PARAMS = frozenset({"patient", "subject", "encounter", "identifier"})
+"""Parameters whose one value names one participant's or one record's resources: a bounded set, whatever
+the value, so a search driven by it has one right plan for all values (a category or a date does not:
+``category=clinical-note`` names a third of the program)."""
+MAX_DRIVING_IDS = 100
+
+
+def driving(shapes: Shape) -> int | None:
+    """The first criterion a search can be driven by whatever its values (one reference of a
+    :data:`DRIVING_PARAMS` parameter, one identifier, a few ``_id`` values), or None."""
+    for i, shape in enumerate(shapes):
+        if shape[0] == "ids" and not shape[2] and shape[1] <= MAX_DRIVING_IDS:
+            return i
+        if shape[0] == "or" and len(shape[1]) == 1 and shape[1][0][0] == "rows":
+            _, param, condition = shape[1][0]
+            if param in DRIVING_PARAMS and condition is not None and condition[0] in ("eq", "in"):
+                return i
+    return None
+
+
 class Compiler:
     """Conditions on ``fhir_resources`` rows of one program and resource type. ``program_id``: the
     program's id, or a bind parameter standing for it."""
@@ -177,24 +197,27 @@ class Compiler:
 
     # --- building: SQL from shapes, each value taken from ``values`` in order --------------------
 
-    def build(self, shapes: Shape, values: Iterator[Any]) -> list[ColumnElement[bool]]:
-        return [self._build(shape, values) for shape in shapes]
+    def build(self, shapes: Shape, values: Iterator[Any], driver: int | None = None) -> list[ColumnElement[bool]]:
+        """``driver``: the index of the criterion the statement is driven by (:func:`driving`): every
+        other criterion's index rows are then looked up per resource (a subquery PostgreSQL keeps as
+        one, never joins on), so that a plan made once, for any values, stays driven by it."""
+        return [self._build(s, values, driver is not None and i != driver) for i, s in enumerate(shapes)]
 
     def criteria(self, criteria: tuple[Criterion, ...]) -> list[ColumnElement[bool]]:
         """The criteria as conditions holding their values (bulk export's ``_typeFilter``)."""
         shapes, values = self.plan(criteria)
         return self.build(shapes, iter(values))
 
-    def _build(self, shape: Shape, v: Iterator[Any]) -> ColumnElement[bool]:
+    def _build(self, shape: Shape, v: Iterator[Any], fenced: bool = False) -> ColumnElement[bool]:
         op = shape[0]
         if op == "rows":
-            return self.rows(shape[1], None if shape[2] is None else _row_condition(shape[2], v))
+            return self.rows(shape[1], None if shape[2] is None else _row_condition(shape[2], v), fenced)
         if op == "or":
-            return or_(*(self._build(s, v) for s in shape[1]))
+            return or_(*(self._build(s, v, fenced) for s in shape[1]))
         if op == "and":
-            return and_(*(self._build(s, v) for s in shape[1]))
+            return and_(*(self._build(s, v, fenced) for s in shape[1]))
         if op == "not":
-            return not_(self._build(shape[1], v))
+            return not_(self._build(shape[1], v, fenced))
         if op == "id":
             condition: ColumnElement[bool] = R.resource_id == next(v)
             return condition
@@ -205,19 +228,25 @@ class Compiler:
             return bounded(R.last_updated, shape[1], next(v), next(v))
         return true() if op == "true" else false()
 
-    def rows(self, param: str, condition: Callable[[Any], ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
-        """EXISTS an index row of ``param`` (meeting ``condition(row)``) for the current resource."""
+    def rows(
+        self, param: str, condition: Callable[[Any], ColumnElement[bool]] | None = None, fenced: bool = False
+    ) -> ColumnElement[bool]:
+        """EXISTS an index row of ``param`` (meeting ``condition(row)``) for the current resource.
+        ``fenced``: a lookup of the resource's own index rows only, by ``(resource_pk, param)``: with
+        ``OFFSET 0``, which keeps PostgreSQL from turning it into a join (a subquery with an offset is
+        never pulled up), and without the program and type (the resource's pk implies them), which would
+        let a plan made for any value scan the value's index rows instead (all of a category's)."""
         s = fhir_search.alias()
-        where = [
-            s.c.resource_pk == R.pk,
-            s.c.program_id == self.program_id,
-            s.c.resource_type == self.resource_type,
-            s.c.param == param,
-        ]
+        where = [s.c.resource_pk == R.pk]
+        if not fenced:
+            where += [s.c.program_id == self.program_id, s.c.resource_type == self.resource_type]
+        where.append(s.c.param == param)
         if condition is not None:
             where.append(condition(s.c))
-        if self.after is not None:
+        if self.after is not None and not fenced:
             where.append(s.c.resource_pk < self.after if self.descending else s.c.resource_pk > self.after)
+        if fenced:
+            return select(s.c.resource_pk).where(*where).offset(0).exists()
         return exists().where(*where)
 
     def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:

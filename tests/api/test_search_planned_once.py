@@ -1,0 +1,94 @@
+"""Searches driven by a criterion whose values never change the right plan (one Patient, one record, one
+identifier, a few ids: ``service.fhir.search.sql.driving``) are planned once per PostgreSQL session; the
+others are planned for their values at every execution (migration 0016). Both give the same matches."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from mappings.ids import fhir_id
+from service.fhir.search import parse
+from service.fhir.search.execute import prepare
+from service.fhir.search.sql import Compiler, driving
+from tests.factories import World
+
+BASE = "http://gateway.test/fhir"
+
+
+def _shapes(resource_type: str, *params: tuple[str, str]):
+    query = parse(resource_type, list(params), lenient=False, base=BASE)
+    return Compiler("program", resource_type).plan(query.criteria)[0]
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "params", "driver"),
+    [
+        ("DocumentReference", [("patient", "Patient/a"), ("category", "clinical-note"), ("date", "ge2025")], 0),
+        ("DocumentReference", [("category", "clinical-note"), ("subject", "Patient/a")], 1),
+        ("Encounter", [("date", "ge2025-01-01"), ("date", "lt2025-01-02"), ("patient", "a")], 0),
+        ("Patient", [("identifier", "urn:oid:1.2.3|MRN-1")], 0),
+        ("Patient", [("_id", "a,b,c")], 0),
+        ("DocumentReference", [("encounter", "Encounter/e")], 0),
+        # nothing bounds these whatever their values: planned for the values each time
+        ("DocumentReference", [("category", "clinical-note")], None),
+        ("Encounter", [("date", "ge2025-01-01"), ("date", "lt2025-01-02")], None),
+        ("Encounter", [("patient", "Patient/a,Patient/b")], None),
+        ("Patient", [("name", "smith")], None),
+        ("Patient", [("_id:not", "a")], None),
+        ("Encounter", [("patient:missing", "true")], None),
+    ],
+)
+def test_the_driving_criterion(resource_type, params, driver):
+    assert driving(_shapes(resource_type, *params)) == driver
+
+
+def test_a_driven_search_looks_up_its_other_criteria_per_resource():
+    query = parse(
+        "DocumentReference",
+        [("category", "clinical-note"), ("patient", "Patient/a"), ("date", "ge2025")],
+        lenient=False,
+        base=BASE,
+    )
+    built, _ = prepare("program", query, "urn:oid:1.2|H", postgres=True)
+    assert built.planned_once
+    sql = str(built.rows.compile(dialect=postgresql.dialect()))
+    # the category and the date: fenced lookups of the resource's own index rows; the patient: a join
+    assert sql.count("OFFSET") == 2
+    assert sql.count("fhir_search_1.program_id") == 0 and sql.count("fhir_search_2.program_id") == 1
+    assert not prepare("program", query, "urn:oid:1.2|H", postgres=False)[0].planned_once
+    unbounded = parse("DocumentReference", [("category", "clinical-note")], lenient=False, base=BASE)
+    assert not prepare("program", unbounded, None, postgres=True)[0].planned_once
+
+
+async def test_driven_searches_are_planned_once_and_find_the_same(client, program, database):
+    world = await World(client).build()
+    patient = fhir_id(program.identifier_system, "participant", world.ids["participant"])
+    note = fhir_id(program.identifier_system, "note", world.ids["note"])
+    encounter = fhir_id(program.identifier_system, "encounter", world.ids["encounter"])
+    searches = {
+        f"/fhir/DocumentReference?patient={patient}&category=clinical-note&date=ge2000-01-01": {note},
+        f"/fhir/DocumentReference?category=clinical-note&patient={patient}&date=lt2000-01-01": set(),
+        f"/fhir/Encounter?patient={patient}&date=ge2000-01-01&_revinclude=DocumentReference:encounter": {
+            encounter,
+            note,
+        },
+        f"/fhir/DocumentReference?patient={patient}&_include=DocumentReference:encounter": {note, encounter},
+        "/fhir/DocumentReference?category=clinical-note": {note},  # not driven
+    }
+    for _ in range(3):
+        for path, expected in searches.items():
+            response = await client.get(path)
+            assert response.status_code == 200, response.text
+            assert {e["resource"]["id"] for e in response.json().get("entry", [])} == expected, path
+    if database.is_sqlite:
+        return  # SQLite plans every statement as it runs it: nothing more to see
+    async with database.driver() as connection:
+        planned = await connection.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE '%fhir_search%'"
+        )
+    assert planned, "the driven searches ran on the driver's sessions"
+    assert all(row["custom_plans"] == 0 for row in planned)
+    assert any(row["generic_plans"] >= 3 and "OFFSET" in row["statement"] for row in planned)
+    assert all("clinical-note" not in row["statement"] for row in planned)  # values are parameters
