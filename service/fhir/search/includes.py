@@ -9,15 +9,16 @@ from functools import cache, lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, any_, bindparam, exists, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, String, and_, any_, bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
+from service.fhir.search_params import SEARCH_PARAMS
 from service.store.kept import fetch_all
 from service.store.tables import fhir_search
 
-from .query import Found, SearchQuery
+from .query import Found, Include, SearchQuery
 from .sql import R
 from .values import TYPED_REFERENCE
 
@@ -72,6 +73,38 @@ def _targets(types: tuple[str, ...], bounded: bool, postgres: bool) -> Select[An
     targets = or_(*(and_(R.resource_type == t, i) for t, i in zip(types, ids, strict=True)))
     inside = _boundary(bounded, types[0] if len(types) == 1 else None)
     return select(*COLUMNS).where(R.program_id == bindparam("program"), targets, *inside).order_by(R.pk)
+
+
+@lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the types are the served types': bounded
+def _pointed_at(target: str, bounded: bool) -> Select[Any]:
+    """PostgreSQL: the resources of type ``target`` the matches' ``param`` points at, in one statement:
+    the tokens :data:`.values.TYPED_REFERENCE` takes for a ``target`` (the same pattern, as PostgreSQL's
+    regular expression), their ids looked up by the type's unique key."""
+    s = fhir_search.c
+    pattern = "^" + target + "/" + TYPED_REFERENCE.pattern.split("/", 1)[1]
+    ids = select(func.split_part(s.token, "/", 2)).where(
+        s.resource_pk == any_(bindparam("pks", type_=ARRAY(BigInteger()))),
+        s.program_id == bindparam("program"),
+        s.resource_type == bindparam("source_type"),
+        s.param == bindparam("param"),
+        s.token.regexp_match(pattern),
+    )
+    return (
+        select(*COLUMNS)
+        .where(R.program_id == bindparam("program"), R.resource_type == target, R.resource_id.in_(ids))
+        .where(*_boundary(bounded, target))
+        .order_by(R.pk)
+    )
+
+
+def _one_target(include: Include) -> str | None:
+    """The one type an ``_include``'s parameter can point at by ``Type/id`` (never by canonical URL),
+    if it has one: then :func:`_pointed_at` finds the targets in one statement."""
+    param = SEARCH_PARAMS.get(include.source_type, {}).get(include.param)
+    if param is None or len(param.targets) != 1 or param.targets[0] in CANONICAL_TYPES:
+        return None
+    target = param.targets[0]
+    return target if include.target_type in (None, target) else None
 
 
 @lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the source types are the served types: bounded
@@ -157,6 +190,11 @@ async def included(
     pks = [m.pk for m in matches]
     for include in query.includes:
         asked = {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
+        target = _one_target(include) if postgres else None
+        if target is not None:
+            rows = await fetch_all(conn, _pointed_at(target, bounded), asked, True, planned_once)
+            results += [found(row) for row in rows]
+            continue
         tokens = [row.token for row in await fetch_all(conn, _tokens(postgres), asked, True, planned_once)]
         wanted: dict[str, set[str]] = {}
         canonicals: set[str] = set()
