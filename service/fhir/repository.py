@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import version_visible, visible
 from service.domain.errors import NotFound
 from service.store import Database
+from service.store.kept import fetch_all
 from service.store.repository import decode_cursor, encode_cursor
 from service.store.tables import fhir_resources, fhir_search, fhir_versions
 
@@ -63,20 +65,63 @@ _PG_CURRENT_SQL = (
 )
 
 
+@lru_cache(maxsize=64)  # one per served type
+def _bounded_current(resource_type: str) -> Select[Any]:
+    """The read by id inside an organisation's boundary: built once per type, every value a bind
+    parameter (run on the driver: service.store.kept)."""
+    t = fhir_resources.c
+    inside = visible(bindparam("organization"), bindparam("today"), resource_type)
+    return select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body, t.patient_id).where(
+        t.program_id == bindparam("program"),
+        t.resource_type == bindparam("type"),
+        t.resource_id == bindparam("id"),
+        *([inside] if inside is not None else []),
+    )
+
+
+async def _read_bounded(
+    database: Database, program_id: str, resource_type: str, resource_id: str, organization: str
+) -> StoredResource:
+    """A partner's read by id: on PostgreSQL on the driver's sessions (a keyed statement, planned once),
+    on SQLite through the read connection."""
+    statement = _bounded_current(resource_type)
+    parameters = {
+        "program": program_id,
+        "type": resource_type,
+        "id": resource_id,
+        "organization": organization,
+        "today": datetime.now(UTC).date(),
+    }
+    if database.is_sqlite:
+        async with database.read() as conn:
+            rows = await fetch_all(conn, statement, parameters)
+    else:
+        rows = await fetch_all(database.read_engine, statement, parameters, True, database.driver)
+    if not rows:
+        raise NotFound(f"no {resource_type} with that id")
+    row = rows[0]
+    return StoredResource(
+        row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body), row.patient_id
+    )
+
+
 async def read_current(
     database: Database, program_id: str, resource_type: str, resource_id: str, organization: str | None = None
 ) -> StoredResource:
-    """The hot read, for the program's own clients: one keyed statement on a raw driver connection (no
-    statement compilation, no result processing): on PostgreSQL through asyncpg on the read pool, on a
-    SQLite file on the loop reader; else ``current``."""
-    if organization is None and not database.is_sqlite:
+    """The hot read: one keyed statement on a raw driver connection (no statement compilation, no result
+    processing): for the program's own clients on PostgreSQL through asyncpg on the driver pool, on a
+    SQLite file on the loop reader; for a partner's client (``organization``) a kept statement with
+    the boundary (:func:`_read_bounded`)."""
+    if organization is not None:
+        return await _read_bounded(database, program_id, resource_type, resource_id, organization)
+    if not database.is_sqlite:
         found = await database.fetch_row(_PG_CURRENT_SQL, program_id, resource_type, resource_id)
         if found is None:
             raise NotFound(f"no {resource_type} with that id")
         return StoredResource(found[0], found[1], found[2], found[3], found[4], found[5])
-    if database.loop_reader is None or organization is not None:
+    if database.loop_reader is None:
         async with database.read() as conn:
-            return await current(conn, program_id, resource_type, resource_id, organization)
+            return await current(conn, program_id, resource_type, resource_id)
     raw = database.loop_reader.raw_connection()
     try:
         row = raw.cursor().execute(_CURRENT_SQL, (program_id, resource_type, resource_id)).fetchone()

@@ -12,7 +12,7 @@ from mappings.ids import fhir_id
 from service.audit import AuditRecord, write
 from service.domain.errors import NotFound
 from service.fhir import repository
-from tests.factories import World
+from tests.factories import World, consent_body, create
 
 
 async def test_the_hot_read_is_the_general_read(client, program, database):
@@ -68,3 +68,29 @@ async def test_keyed_statements_are_planned_once_per_session(database):
         assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
     async with database.driver(database.read_engine) as connection:  # another engine: its own pool's
         assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_a_partners_read_is_the_general_read_inside_its_boundary(client, program, database):
+    """A partner's read by id (a kept statement with the consent boundary, on PostgreSQL on the driver's
+    sessions) finds what the general read finds inside the boundary, and nothing outside it."""
+    world = await World(client).build()
+    hospital = "urn:oid:2.16.840.1.113883.3.7001|general-hospital"
+    system_, value = hospital.split("|")
+    recipient = {"name": "General Hospital", "identifier": {"type": "other", "system": system_, "value": value}}
+    await create(client, "consents", consent_body(world.ids["participant"], recipient=recipient))
+    system = program.identifier_system
+    consented = ("Encounter", fhir_id(system, "encounter", world.ids["encounter"]))
+    closed = ("Goal", fhir_id(system, "goal", world.ids["goal"]))
+    for _ in range(3):  # past the first executions (a generic plan, where there is one, is made by then)
+        found = await repository.read_current(database, program.id, *consented, hospital)
+        async with database.read() as conn:
+            assert found == await repository.current(conn, program.id, *consented, hospital)
+        assert found.resource_id == consented[1] and found.last_updated.utcoffset() == timedelta(0)
+        with pytest.raises(NotFound):
+            await repository.read_current(database, program.id, *closed, hospital)
+        async with database.read() as conn:
+            with pytest.raises(NotFound):
+                await repository.current(conn, program.id, *closed, hospital)
+        assert await repository.read_current(database, program.id, *closed)  # the program's own client
+        with pytest.raises(NotFound):  # another organisation sees nothing of the participant
+            await repository.read_current(database, program.id, *consented, "urn:oid:1.2.3|other")
