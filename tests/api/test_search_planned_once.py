@@ -5,12 +5,15 @@ others are planned for their values at every execution (migration 0016). Both gi
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import String, case, column, select, values
 from sqlalchemy.dialects import postgresql
 
 from mappings.ids import fhir_id
 from service.fhir.search import parse
 from service.fhir.search.execute import prepare
+from service.fhir.search.includes import _pointed_at, typed_id
 from service.fhir.search.sql import Compiler, driving
+from service.fhir.search.values import TYPED_REFERENCE
 from tests.factories import World
 
 BASE = "http://gateway.test/fhir"
@@ -92,3 +95,41 @@ async def test_driven_searches_are_planned_once_and_find_the_same(client, progra
     assert all(row["custom_plans"] == 0 for row in planned)
     assert any(row["generic_plans"] >= 3 and "OFFSET" in row["statement"] for row in planned)
     assert all("clinical-note" not in row["statement"] for row in planned)  # values are parameters
+
+
+TOKENS = [
+    "Encounter/abc",
+    "Encounter/a.b-C9",
+    "Encounter/abc/_history/2",
+    "Encounter/abc/_history/",
+    "Encounter/abc/_history/2/x",
+    "Encounter/abc/_history/2/",
+    "Encounter/abc/x",
+    "Encounter/abc/",
+    "Encounter/",
+    "Encounter",
+    "EncounterX/abc",
+    "Patient/abc",
+    "http://example.org/fhir/Encounter/abc",
+    "urn:uuid:0b7c6f2e-6f0e-4e7e-9a55-3b1f1f1f1f1f",
+    "",
+]
+
+
+async def test_the_include_takes_the_tokens_the_reference_pattern_takes(database):
+    """PostgreSQL's cut of an index token (``typed_id``) takes the same ``Encounter`` ids as the reference
+    pattern the other backends use (:data:`service.fhir.search.values.TYPED_REFERENCE`)."""
+    if database.is_sqlite:
+        pytest.skip("split_part: the one-statement _include is PostgreSQL's")
+    token = column("token", String())
+    taken, the_id = typed_id(token, "Encounter")
+    rows = values(token, name="t").data([(t,) for t in TOKENS])
+    statement = select(rows.c.token, case((taken, the_id), else_=None).label("id"))
+    async with database.read() as conn:
+        found = {row.token: row.id for row in await conn.execute(statement)}
+    expected = {}
+    for t in TOKENS:
+        typed = TYPED_REFERENCE.match(t)
+        expected[t] = typed.group(2) if typed and typed.group(1) == "Encounter" else None
+    assert found == expected
+    assert _pointed_at("Encounter", True) is _pointed_at("Encounter", True)  # built once (and compiled once)
