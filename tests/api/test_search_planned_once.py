@@ -133,3 +133,18 @@ async def test_the_include_takes_the_tokens_the_reference_pattern_takes(database
         expected[t] = typed.group(2) if typed and typed.group(1) == "Encounter" else None
     assert found == expected
     assert _pointed_at("Encounter", True) is _pointed_at("Encounter", True)  # built once (and compiled once)
+
+
+def test_a_search_of_a_whole_type_is_planned_once_per_program():
+    """The program's own client asking for every resource of a type: the program and the type are
+    constants of the statement (one per program), so that one plan knows how many there are."""
+    query = parse("Encounter", [("_count", "20")], lenient=False, base=BASE)
+    mine, _ = prepare("program-a", query, None, postgres=True)
+    theirs, _ = prepare("program-b", query, None, postgres=True)
+    assert mine.planned_once and theirs.planned_once and mine is not theirs
+    assert "'program-a'" in str(mine.rows.compile(dialect=postgresql.dialect()))
+    assert prepare("program-a", query, None, postgres=True)[0] is mine
+    quoted = str(prepare("o'brien", query, None, postgres=True)[0].rows.compile(dialect=postgresql.dialect()))
+    assert "'o''brien'" in quoted
+    assert not prepare("program-a", query, "urn:oid:1.2|H", postgres=True)[0].planned_once  # a boundary
+    assert not prepare("program-a", query, None, postgres=False)[0].planned_once

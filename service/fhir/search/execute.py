@@ -8,7 +8,7 @@ from collections.abc import Hashable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, String, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.boundary import visible
@@ -77,8 +77,12 @@ def prepare(
     (:func:`.sql.driving`) is built to be planned once (``Statements.planned_once``)."""
     shapes, values = Compiler(program_id, query.resource_type).plan(query.criteria)
     driver = driving(shapes) if postgres else None
+    # the program's own client asking for every resource of a type: the program and the type are the
+    # statement's own constants (one statement per program), so that a plan made once knows how many of
+    # the program's resources are of the type (a partner's boundary is left to per-value plans)
+    whole_type = program_id if postgres and not shapes and organization is None else None
     cursor = query.cursor
-    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None, driver)
+    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None, driver, whole_type)
     parameters: dict[str, Any] = {"program": program_id, "type": query.resource_type, "limit": query.count + 1}
     parameters.update((f"v{i}", value) for i, value in enumerate(values))
     if organization is not None:
@@ -87,16 +91,22 @@ def prepare(
         parameters.update(cursor_key=cursor.key, cursor_pk=cursor.pk, cursor_snapshot=cursor.snapshot)
     built = _kept.get(key)
     if built is None:
-        built = _kept[key] = _build(query, shapes, len(values), organization is not None, driver)
+        built = _kept[key] = _build(query, shapes, len(values), organization is not None, driver, whole_type)
         if len(_kept) > KEPT_STATEMENTS:
             del _kept[next(iter(_kept))]
     return built, parameters
 
 
-def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool, driver: int | None) -> Statements:
+def _build(
+    query: SearchQuery, shapes: Shape, values: int, bounded: bool, driver: int | None, whole_type: str | None
+) -> Statements:
+    """``whole_type``: a search with no criteria of this program's resources of the type: the program and
+    the type written into the SQL, and the statement planned once (``Statements.planned_once``)."""
     later_by_pk = query.cursor is not None and query.sort.key is None
+    program: Any = bindparam("program") if whole_type is None else _constant(whole_type)
+    resource_type: Any = bindparam("type") if whole_type is None else _constant(query.resource_type)
     source = Projection(
-        bindparam("program"),
+        program,
         query.resource_type,
         bindparam("organization") if bounded else None,
         bindparam("today") if bounded else None,
@@ -104,15 +114,20 @@ def _build(query: SearchQuery, shapes: Shape, values: int, bounded: bool, driver
         query.sort.descending,
     )
     taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
-    filters = [*source.scope(bindparam("type")), *source.compiler.build(shapes, taken, driver)]
+    filters = [*source.scope(resource_type), *source.compiler.build(shapes, taken, driver)]
     if next(taken, None) is not None:
         raise AssertionError("a search plan's values and its SQL disagree")  # never: a bug in .sql
     cursor = None
     if query.cursor is not None:
         cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
     built = statements(source, query, filters, cursor, bindparam("limit"), kept=True)
-    built.planned_once = driver is not None
+    built.planned_once = driver is not None or whole_type is not None
     return built
+
+
+def _constant(text: str) -> ColumnElement[Any]:
+    """A string written into the SQL as a literal (standard SQL quoting: a quote doubled)."""
+    return literal_column("'" + text.replace("'", "''") + "'", String())
 
 
 async def run(
