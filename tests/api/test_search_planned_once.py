@@ -5,7 +5,7 @@ others are planned for their values at every execution (migration 0016). Both gi
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import String, case, column, select, values
+from sqlalchemy import String, case, column, event, select, values
 from sqlalchemy.dialects import postgresql
 
 from mappings.ids import fhir_id
@@ -148,3 +148,29 @@ def test_a_search_of_a_whole_type_is_planned_once_per_program():
     assert "'o''brien'" in quoted
     assert not prepare("program-a", query, "urn:oid:1.2|H", postgres=True)[0].planned_once  # a boundary
     assert not prepare("program-a", query, None, postgres=False)[0].planned_once
+
+
+async def test_a_search_planned_once_takes_no_read_connection(client, program, database):
+    """On PostgreSQL a search whose statements all run on the driver's sessions never checks out a
+    connection of the read pool; one that is planned per value takes one, and gives it back."""
+    if database.is_sqlite:
+        pytest.skip("the read pool's lazy checkout: PostgreSQL only")
+    world = await World(client).build()
+    patient = fhir_id(program.identifier_system, "participant", world.ids["participant"])
+    checkouts: list[object] = []
+
+    def counted(*_: object) -> None:
+        checkouts.append(object())
+
+    pool = database.read_engine.sync_engine.pool
+    event.listen(pool, "checkout", counted)
+    try:
+        driven = await client.get(f"/fhir/Encounter?patient={patient}&_revinclude=DocumentReference:encounter")
+        assert driven.status_code == 200 and len(driven.json()["entry"]) == 2
+        assert checkouts == []
+        per_value = await client.get("/fhir/DocumentReference?category=clinical-note")
+        assert per_value.status_code == 200 and len(per_value.json()["entry"]) == 1
+        assert len(checkouts) == 1
+    finally:
+        event.remove(pool, "checkout", counted)
+    assert pool.checkedout() == 0

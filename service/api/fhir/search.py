@@ -61,7 +61,7 @@ async def search_resources(
     resource_type = resource_type_of(resource_type)
     base = base_url(request)
     query = search.parse(resource_type, items, lenient=_lenient(request), base=base)
-    async with database.read() as conn:
+    async with database.read_lazily() as conn:
         once = None if database.is_sqlite else database.driver
         result = await search.run(conn, program_id, query, access.organization, once)
     # included resources of a type the token may not read are left out (SMART scopes hold for includes too)
