@@ -92,11 +92,8 @@ async def _read_bounded(
         "organization": organization,
         "today": datetime.now(UTC).date(),
     }
-    if database.is_sqlite:
-        async with database.read() as conn:
-            rows = await fetch_all(conn, statement, parameters)
-    else:
-        rows = await fetch_all(database.read_engine, statement, parameters, True, database.driver)
+    async with database.read_lazily() as conn:  # on PostgreSQL the driver's session, no read connection
+        rows = await fetch_all(conn, statement, parameters, True, None if database.is_sqlite else database.driver)
     if not rows:
         raise NotFound(f"no {resource_type} with that id")
     row = rows[0]
