@@ -91,11 +91,14 @@ async def store(
     content_hash = hashlib.sha256(orjson.dumps(resource)).hexdigest()
     resource_type, resource_id = resource["resourceType"], resource["id"]
     t = resources_table.c
+    # FOR UPDATE: a concurrent change of the same resource waits here until this one commits and then
+    # reads its version (reading first and locking at the UPDATE gave both the same next version: the
+    # second's fhir_versions row was refused, a 500, seen in the soak); SQLite writes one at a time
     current = (
         await conn.execute(
-            select(t.pk, t.version_id, t.content_hash).where(
-                t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
-            )
+            select(t.pk, t.version_id, t.content_hash)
+            .where(t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id)
+            .with_for_update()
         )
     ).first()
     if current is not None and current.content_hash == content_hash:
