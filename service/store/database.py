@@ -95,7 +95,8 @@ class _LoopReadConnection:
 class _LazyReadConnection:
     """PostgreSQL: a connection of the read pool taken at the first statement that needs one, behind
     the AsyncConnection methods reads use (a search whose statements all run on the driver's sessions
-    never takes one: the checkout and its return were a twentieth of such a search's time, profiled)."""
+    never takes one: without the checkout and the rollback round trip of its return, the gateway's CPU
+    per search at a million resources went from 490-900 to 330-650 µs, measured)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
