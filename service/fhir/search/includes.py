@@ -63,20 +63,21 @@ def _among(column: Any, name: str, item: Any, postgres: bool) -> ColumnElement[b
     return among
 
 
+def _of_matches(postgres: bool) -> tuple[ColumnElement[bool], ...]:
+    """On ``fhir_search``: the index rows of one parameter (``param``) of the matches (``pks``)."""
+    s = fhir_search.c
+    return (
+        _among(s.resource_pk, "pks", BigInteger(), postgres),
+        s.program_id == bindparam("program"),
+        s.resource_type == bindparam("source_type"),
+        s.param == bindparam("param"),
+    )
+
+
 @cache
 def _tokens(postgres: bool) -> Select[Any]:
     """The index tokens of one parameter of the matches (what they point at)."""
-    s = fhir_search.c
-    return (
-        select(s.token)
-        .distinct()
-        .where(
-            _among(s.resource_pk, "pks", BigInteger(), postgres),
-            s.program_id == bindparam("program"),
-            s.resource_type == bindparam("source_type"),
-            s.param == bindparam("param"),
-        )
-    )
+    return select(fhir_search.c.token).distinct().where(*_of_matches(postgres))
 
 
 @lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the types come from stored references: bounded
@@ -109,13 +110,7 @@ def _pointed_at(target: str, bounded: bool) -> Select[Any]:
     (the matches' tokens, their ids looked up by the type's unique key)."""
     s = fhir_search.c
     taken, the_id = typed_id(s.token, target)
-    ids = select(the_id).where(
-        s.resource_pk == any_(bindparam("pks", type_=ARRAY(BigInteger()))),
-        s.program_id == bindparam("program"),
-        s.resource_type == bindparam("source_type"),
-        s.param == bindparam("param"),
-        taken,
-    )
+    ids = select(the_id).where(*_of_matches(True), taken)
     return (
         select(*COLUMNS)
         .where(R.program_id == bindparam("program"), R.resource_type == target, R.resource_id.in_(ids))
