@@ -560,12 +560,15 @@ async def test_a_search_runs_its_kept_statements(client, database, program, worl
     bundle = await search(client, "Encounter?status=finished&_count=1")
     assert bundle["total"] >= 1 and len(found(bundle)) == 1
     assert prepare(program.id, query, None)[0] is built  # the same statements served the request
+    summary = search_engine.parse("Encounter", [("status", "finished"), ("_summary", "count")], base="http://x")
+    counting, _ = prepare(program.id, summary, None)
     counted = await search(client, "Encounter?status=finished&_summary=count")
     assert counted["total"] == bundle["total"]
+    assert prepare(program.id, summary, None)[0] is counting
     driver = "sqlite" if database.is_sqlite else "asyncpg"
     if database.loop_reader is not None or not database.is_sqlite:
         assert kept._compiled[driver].get(built.rows) is not None  # compiled once, run on the driver
-        assert kept._compiled[driver].get(built.count) is not None
+        assert kept._compiled[driver].get(counting.count) is not None
 
 
 async def test_a_shape_whose_first_pages_overflow_counts_with_its_page(client, program, world):

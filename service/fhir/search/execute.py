@@ -17,7 +17,7 @@ from service.store.tables import fhir_resources, fhir_versions
 from .includes import found, included
 from .paging import Statements, run_page, statements
 from .query import After, Cursor, SearchQuery, SearchResult, Sort
-from .sql import Compiler, R, Shape, driving
+from .sql import MAX_CANDIDATES_TOTAL, Compiler, R, Shape, candidate, driving
 
 
 class Projection:
@@ -82,7 +82,25 @@ def prepare(
     # the program's resources are of the type (a partner's boundary is left to per-value plans)
     whole_type = program_id if postgres and not shapes and organization is None else None
     cursor = query.cursor
-    key = (query.resource_type, shapes, organization is None, query.sort, cursor is None, driver, whole_type)
+    # the criterion's matches read first, in pk order (.sql.candidate), by a one-criterion search's first
+    # page that counts every match anyway (reading them costs less than counting them), or by a later page
+    # of few matches
+    if cursor is None:
+        read_first = query.total and not query.summary_count and query.count > 0
+    else:
+        read_first = cursor.total is not None and cursor.total <= MAX_CANDIDATES_TOTAL
+    candidates = read_first and driver is None and query.sort.key is None and candidate(shapes) is not None
+    key = (
+        query.resource_type,
+        shapes,
+        organization is None,
+        query.sort,
+        cursor is None,
+        driver,
+        whole_type,
+        candidates,
+        candidates and postgres and cursor is not None,
+    )
     parameters: dict[str, Any] = {"program": program_id, "type": query.resource_type, "limit": query.count + 1}
     parameters.update((f"v{i}", value) for i, value in enumerate(values))
     if organization is not None:
@@ -91,17 +109,28 @@ def prepare(
         parameters.update(cursor_key=cursor.key, cursor_pk=cursor.pk, cursor_snapshot=cursor.snapshot)
     built = _kept.get(key)
     if built is None:
-        built = _kept[key] = _build(query, shapes, len(values), organization is not None, driver, whole_type)
+        bounded = organization is not None
+        built = _kept[key] = _build(query, shapes, len(values), bounded, driver, whole_type, candidates)
+        # a later page's plan is fixed by the candidates' shape: on PostgreSQL it is planned once (a first
+        # page's count is planned for its values: how many matches a date range has is not known)
+        built.planned_once = built.planned_once or key[-1]
         if len(_kept) > KEPT_STATEMENTS:
             del _kept[next(iter(_kept))]
     return built, parameters
 
 
 def _build(
-    query: SearchQuery, shapes: Shape, values: int, bounded: bool, driver: int | None, whole_type: str | None
+    query: SearchQuery,
+    shapes: Shape,
+    values: int,
+    bounded: bool,
+    driver: int | None,
+    whole_type: str | None,
+    candidates: bool = False,
 ) -> Statements:
     """``whole_type``: a search with no criteria of this program's resources of the type: the program and
-    the type written into the SQL, and the statement planned once (``Statements.planned_once``)."""
+    the type written into the SQL, and the statement planned once (``Statements.planned_once``).
+    ``candidates``: the page's rows read from its one criterion's matches in pk order (.sql.candidate)."""
     later_by_pk = query.cursor is not None and query.sort.key is None
     program: Any = bindparam("program") if whole_type is None else _constant(whole_type)
     resource_type: Any = bindparam("type") if whole_type is None else _constant(query.resource_type)
@@ -114,13 +143,21 @@ def _build(
         query.sort.descending,
     )
     taken: Iterator[Any] = (bindparam(f"v{i}") for i in range(values))
-    filters = [*source.scope(resource_type), *source.compiler.build(shapes, taken, driver)]
+    scope = source.scope(resource_type)
+    criteria = source.compiler.build(shapes, taken, driver)
     if next(taken, None) is not None:
         raise AssertionError("a search plan's values and its SQL disagree")  # never: a bug in .sql
     cursor = None
     if query.cursor is not None:
         cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
-    built = statements(source, query, filters, cursor, bindparam("limit"), kept=True)
+    limit: Any = bindparam("limit")
+    if candidates:
+        shape = candidate(shapes)
+        assert shape is not None  # prepare() asked
+        keys = source.compiler.candidates(shape, (bindparam(f"v{i}") for i in range(values)))
+        built = statements(source, query, scope, cursor, limit, kept=True, candidates=keys, implied=criteria)
+    else:
+        built = statements(source, query, [*scope, *criteria], cursor, limit, kept=True)
     built.planned_once = driver is not None or whole_type is not None
     return built
 

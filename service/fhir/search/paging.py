@@ -3,6 +3,7 @@ the matches keyset-paged on the sort key and pk, their total, and the next curso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,17 +79,26 @@ def statements(
     cursor: Cursor | After | None,
     limit: Any,
     kept: bool = False,
+    candidates: Any = None,
+    implied: Sequence[ColumnElement[bool]] = (),
 ) -> Statements:
     """The statements of a page of ``query`` after ``cursor`` (its values, or bind parameters standing
     for them), ``limit`` rows at most (the page and one more, or a bind parameter); ``kept``: built
-    once for every search of its shape (with the first page's ``counted`` statement)."""
-    count = select(func.count().label("n")).select_from(source.table).where(*filters)
+    once for every search of its shape (with the first page's ``counted`` statement). ``candidates``
+    (pk order only): a subquery of one column, the keys of the rows that may match, in page order; the
+    page's rows are read in that order (``filters`` still checked on each), and ``implied`` are the
+    conditions the candidates stand for (counted, not checked again on the page's rows)."""
+    count = select(func.count().label("n")).select_from(source.table).where(*filters, *implied)
     key = source.sort_key(query.sort, cursor)
     snapshot = source.snapshot().label("snapshot")
     descending = query.sort.descending
+    if candidates is not None and key is not None:
+        raise ValueError("candidates are read in pk order only")
     if key is None:  # order by pk alone: no derived table needed (the common, cheapest case)
         pk = source.pk
         statement = select(*source.columns, snapshot).where(*filters)
+        if candidates is not None:
+            statement = statement.select_from(candidates.join(source.table, candidates.c[0] == pk))
         if cursor is not None:
             statement = statement.where(pk < cursor.pk if descending else pk > cursor.pk)
         statement = statement.order_by(pk.desc() if descending else pk.asc()).limit(limit)

@@ -109,6 +109,25 @@ def driving(shapes: Shape) -> int | None:
     return None
 
 
+MAX_CANDIDATES_TOTAL = 10_000
+"""The most matches (a first page's total, carried in the cursor) a later page reads its criterion's
+index rows for, in key order, before looking any resource up (:func:`candidate`)."""
+
+
+def candidate(shapes: Shape) -> Shape | None:
+    """The index-row criterion of a search that has only that one (``date=ge..&date=lt..``, a category, a
+    status), or None. A later page of such a search with few matches reads the criterion's index rows alone
+    (an index-only scan), sorts their resources' pks and looks up only those after the cursor until the
+    page is full (:meth:`Compiler.candidates`), where a lookup of every match comes first otherwise (a day's
+    1,195 Encounters at a million: 14-18 ms a page, against 0.8-1 ms read this way, EXPLAIN ANALYZE)."""
+    if len(shapes) != 1:
+        return None
+    shape = shapes[0]
+    if shape[0] == "or" and len(shape[1]) == 1:
+        shape = shape[1][0]
+    return shape if shape[0] == "rows" and shape[2] is not None else None
+
+
 class Compiler:
     """Conditions on ``fhir_resources`` rows of one program and resource type. ``program_id``: the
     program's id, or a bind parameter standing for it."""
@@ -248,6 +267,18 @@ class Compiler:
         if fenced:
             return select(s.c.resource_pk).where(*where).offset(0).exists()
         return exists().where(*where)
+
+    def candidates(self, shape: Shape, values: Iterator[Any]) -> Any:
+        """A subquery of the resources (their pks, column ``resource_pk``, each once) whose index rows
+        meet ``shape`` (a :func:`candidate`), after the page's cursor, in page order."""
+        _, param, condition = shape
+        s = fhir_search.alias()
+        pk = s.c.resource_pk
+        where = [s.c.program_id == self.program_id, s.c.resource_type == self.resource_type, s.c.param == param]
+        where.append(_row_condition(condition, values)(s.c))
+        if self.after is not None:
+            where.append(pk < self.after if self.descending else pk > self.after)
+        return select(pk).where(*where).distinct().order_by(pk.desc() if self.descending else pk).subquery()
 
     def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
         """The sort key of the current resource (None: pk order). For ``_lastUpdated`` on a later page,

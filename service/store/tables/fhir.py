@@ -64,7 +64,8 @@ fhir_search = Table(
     Column("token", String(300), nullable=True),
     Column("moment", UTCDateTime, nullable=True),
     Index(None, "program_id", "resource_type", "param", "token"),
-    Index(None, "program_id", "resource_type", "param", "moment"),
+    # resource_pk INCLUDEd (PostgreSQL): a criterion's matching resources read from the index alone (migration 0019)
+    Index(None, "program_id", "resource_type", "param", "moment", postgresql_include=["resource_pk"]),
     Index(None, "resource_pk", "param"),  # a resource's rows of one parameter (EXISTS, _include); migration 0017
 )
 
