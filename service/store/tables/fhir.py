@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from ..types import UTCDateTime
@@ -64,8 +65,17 @@ fhir_search = Table(
     Column("token", String(300), nullable=True),
     Column("moment", UTCDateTime, nullable=True),
     Index(None, "program_id", "resource_type", "param", "token"),
-    # resource_pk INCLUDEd (PostgreSQL): a criterion's matching resources read from the index alone (migration 0019)
-    Index(None, "program_id", "resource_type", "param", "moment", postgresql_include=["resource_pk"]),
+    # PostgreSQL: only the rows that hold a date (a date criterion never matches the others), and resource_pk
+    # INCLUDEd: a criterion's matching resources read from the index alone (migration 0019)
+    Index(
+        None,
+        "program_id",
+        "resource_type",
+        "param",
+        "moment",
+        postgresql_include=["resource_pk"],
+        postgresql_where=text("moment IS NOT NULL"),
+    ),
     Index(None, "resource_pk", "param"),  # a resource's rows of one parameter (EXISTS, _include); migration 0017
 )
 
