@@ -39,16 +39,30 @@ class HistoryPage:
 async def current(
     conn: AsyncConnection, program_id: str, resource_type: str, resource_id: str, organization: str | None = None
 ) -> StoredResource:
-    """``organization``: the reader's data boundary; what lies outside it is not found."""
+    """``organization``: the reader's data boundary; what lies outside it is not found (the partner's
+    read's statement, :func:`_bounded_current`, on ``conn``: inside its transaction)."""
+    if organization is not None:
+        statement = _bounded_current(resource_type)
+        parameters = _bounded_values(program_id, resource_type, resource_id, organization)
+        return _stored(await fetch_all(conn, statement, parameters, True), resource_type)
     t = fhir_resources.c
-    query = select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body, t.patient_id).where(
+    query = select(*_SELECTED).where(
         t.program_id == program_id, t.resource_type == resource_type, t.resource_id == resource_id
     )
-    if (inside := visible(organization, resource_type=resource_type)) is not None:
-        query = query.where(inside)
-    row = (await conn.execute(query)).first()
-    if row is None:
+    return _stored((await conn.execute(query)).all(), resource_type)
+
+
+_SELECTED = tuple(
+    fhir_resources.c[name]
+    for name in ("resource_type", "resource_id", "version_id", "last_updated", "body", "patient_id")
+)
+
+
+def _stored(rows: Sequence[Any], resource_type: str) -> StoredResource:
+    """The one row a read by id found (columns :data:`_SELECTED`), or NotFound."""
+    if not rows:
         raise NotFound(f"no {resource_type} with that id")
+    row = rows[0]
     return StoredResource(
         row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body), row.patient_id
     )
@@ -71,12 +85,23 @@ def _bounded_current(resource_type: str) -> Select[Any]:
     parameter (run on the driver: service.store.kept)."""
     t = fhir_resources.c
     inside = visible(bindparam("organization"), bindparam("today"), resource_type)
-    return select(t.resource_type, t.resource_id, t.version_id, t.last_updated, t.body, t.patient_id).where(
+    return select(*_SELECTED).where(
         t.program_id == bindparam("program"),
         t.resource_type == bindparam("type"),
         t.resource_id == bindparam("id"),
         *([inside] if inside is not None else []),
     )
+
+
+def _bounded_values(program_id: str, resource_type: str, resource_id: str, organization: str) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    return {
+        "program": program_id,
+        "type": resource_type,
+        "id": resource_id,
+        "organization": organization,
+        "today": today,
+    }
 
 
 async def _read_bounded(
@@ -85,21 +110,10 @@ async def _read_bounded(
     """A partner's read by id: on PostgreSQL on the driver's sessions (a keyed statement, planned once),
     on SQLite through the read connection."""
     statement = _bounded_current(resource_type)
-    parameters = {
-        "program": program_id,
-        "type": resource_type,
-        "id": resource_id,
-        "organization": organization,
-        "today": datetime.now(UTC).date(),
-    }
+    parameters = _bounded_values(program_id, resource_type, resource_id, organization)
     async with database.read_lazily() as conn:  # on PostgreSQL the driver's session, no read connection
         rows = await fetch_all(conn, statement, parameters, True, None if database.is_sqlite else database.driver)
-    if not rows:
-        raise NotFound(f"no {resource_type} with that id")
-    row = rows[0]
-    return StoredResource(
-        row.resource_type, row.resource_id, row.version_id, row.last_updated, bytes(row.body), row.patient_id
-    )
+    return _stored(rows, resource_type)
 
 
 async def read_current(
