@@ -89,7 +89,10 @@ def prepare(
         read_first = query.total and not query.summary_count and query.count > 0
     else:
         read_first = cursor.total is not None and cursor.total <= MAX_CANDIDATES_TOTAL
-    candidates = read_first and driver is None and query.sort.key is None and candidate(shapes) is not None
+    candidates = candidate(shapes) if read_first and driver is None and query.sort.key is None else None
+    # a later page's plan is fixed by the candidates' shape: on PostgreSQL it is planned once (a first
+    # page's count is planned for its values: how many matches a date range has is not known)
+    later_once = candidates is not None and postgres and cursor is not None
     key = (
         query.resource_type,
         shapes,
@@ -98,8 +101,8 @@ def prepare(
         cursor is None,
         driver,
         whole_type,
-        candidates,
-        candidates and postgres and cursor is not None,
+        candidates is not None,
+        later_once,
     )
     parameters: dict[str, Any] = {"program": program_id, "type": query.resource_type, "limit": query.count + 1}
     parameters.update((f"v{i}", value) for i, value in enumerate(values))
@@ -111,9 +114,7 @@ def prepare(
     if built is None:
         bounded = organization is not None
         built = _kept[key] = _build(query, shapes, len(values), bounded, driver, whole_type, candidates)
-        # a later page's plan is fixed by the candidates' shape: on PostgreSQL it is planned once (a first
-        # page's count is planned for its values: how many matches a date range has is not known)
-        built.planned_once = built.planned_once or key[-1]
+        built.planned_once = built.planned_once or later_once
         if len(_kept) > KEPT_STATEMENTS:
             del _kept[next(iter(_kept))]
     return built, parameters
@@ -126,11 +127,12 @@ def _build(
     bounded: bool,
     driver: int | None,
     whole_type: str | None,
-    candidates: bool = False,
+    candidates: Shape | None = None,
 ) -> Statements:
     """``whole_type``: a search with no criteria of this program's resources of the type: the program and
     the type written into the SQL, and the statement planned once (``Statements.planned_once``).
-    ``candidates``: the page's rows read from its one criterion's matches in pk order (.sql.candidate)."""
+    ``candidates``: the one criterion whose matches the page's rows are read from, in pk order
+    (.sql.candidate)."""
     later_by_pk = query.cursor is not None and query.sort.key is None
     program: Any = bindparam("program") if whole_type is None else _constant(whole_type)
     resource_type: Any = bindparam("type") if whole_type is None else _constant(query.resource_type)
@@ -151,10 +153,8 @@ def _build(
     if query.cursor is not None:
         cursor = After(bindparam("cursor_key"), bindparam("cursor_pk"), bindparam("cursor_snapshot"))
     limit: Any = bindparam("limit")
-    if candidates:
-        shape = candidate(shapes)
-        assert shape is not None  # prepare() asked
-        keys = source.compiler.candidates(shape, (bindparam(f"v{i}") for i in range(values)))
+    if candidates is not None:
+        keys = source.compiler.candidates(candidates, (bindparam(f"v{i}") for i in range(values)))
         built = statements(source, query, scope, cursor, limit, kept=True, candidates=keys, implied=criteria)
     else:
         built = statements(source, query, [*scope, *criteria], cursor, limit, kept=True)

@@ -110,16 +110,17 @@ def driving(shapes: Shape) -> int | None:
 
 
 MAX_CANDIDATES_TOTAL = 10_000
-"""The most matches (a first page's total, carried in the cursor) a later page reads its criterion's
-index rows for, in key order, before looking any resource up (:func:`candidate`)."""
+"""The most matches (a first page's total, carried in the cursor) for which a later page reads its
+criterion's index rows in key order before looking any resource up (:func:`candidate`)."""
 
 
 def candidate(shapes: Shape) -> Shape | None:
     """The index-row criterion of a search that has only that one (``date=ge..&date=lt..``, a category, a
-    status), or None. A later page of such a search with few matches reads the criterion's index rows alone
-    (an index-only scan), sorts their resources' pks and looks up only those after the cursor until the
-    page is full (:meth:`Compiler.candidates`), where a lookup of every match comes first otherwise (a day's
-    1,195 Encounters at a million: 14-18 ms a page, against 0.8-1 ms read this way, EXPLAIN ANALYZE)."""
+    status), or None. A page of such a search (a first page that counts every match, a later page of few
+    matches: ``execute.prepare``) reads the criterion's index rows alone (an index-only scan), sorts their
+    resources' pks and looks up only those after the cursor until the page is full
+    (:meth:`Compiler.candidates`), where a lookup of every match comes first otherwise (a day's 1,195
+    Encounters at a million: 14-18 ms a page, against 0.8-1 ms read this way, EXPLAIN ANALYZE)."""
     if len(shapes) != 1:
         return None
     shape = shapes[0]
