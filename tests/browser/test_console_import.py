@@ -33,10 +33,12 @@ def _participants_named(gateway: Gateway, family: str) -> int:
     return found
 
 
-def _check(browser: webdriver.Chrome, path: Path) -> None:
+def _check(browser: webdriver.Chrome, path: Path, verdict: str) -> None:
+    """Check the file and wait for the report whose heading says ``verdict`` (a report already on the
+    page is replaced: waiting for any report could read the old one, or an element being swapped out)."""
     browser.find_element(By.ID, "file").send_keys(str(path))
     browser.find_element(By.CSS_SELECTOR, "#check-form button[type=submit]").click()
-    WebDriverWait(browser, 20).until(ready.presence_of_element_located((By.ID, "import-report")))
+    WebDriverWait(browser, 20).until(ready.text_to_be_present_in_element((By.ID, "report-heading"), verdict))
 
 
 def test_import_a_bad_file_then_a_clean_one(gateway: Gateway, browser, screenshot, accessible, tmp_path):
@@ -57,7 +59,7 @@ def test_import_a_bad_file_then_a_clean_one(gateway: Gateway, browser, screensho
         participant("br-3", FAMILY),
     ]
     bad.write_bytes(csv_bytes(table("participants", rows)))
-    _check(browser, bad)
+    _check(browser, bad, "nothing was imported")
     problems = [
         [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
         for tr in browser.find_elements(By.CSS_SELECTOR, "#import-problems tbody tr")
@@ -71,7 +73,7 @@ def test_import_a_bad_file_then_a_clean_one(gateway: Gateway, browser, screensho
 
     clean = tmp_path / "participants-clean.xlsx"
     clean.write_bytes(xlsx_bytes(table("participants", [participant("br-1", FAMILY), participant("br-2", FAMILY)])))
-    _check(browser, clean)
+    _check(browser, clean, "ready to import")
     assert "ready to import" in browser.find_element(By.ID, "report-heading").text
     assert _participants_named(gateway, FAMILY) == 0  # checked, not imported
     screenshot("clean-file-checked")
