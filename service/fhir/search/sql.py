@@ -257,17 +257,24 @@ class Compiler:
         never pulled up), and without the program and type (the resource's pk implies them), which would
         let a plan made for any value scan the value's index rows instead (all of a category's)."""
         s = fhir_search.alias()
-        where = [s.c.resource_pk == R.pk]
-        if not fenced:
-            where += [s.c.program_id == self.program_id, s.c.resource_type == self.resource_type]
-        where.append(s.c.param == param)
+        if fenced:
+            own = [s.c.resource_pk == R.pk, s.c.param == param]
+            if condition is not None:
+                own.append(condition(s.c))
+            return select(s.c.resource_pk).where(*own).offset(0).exists()
+        return exists().where(s.c.resource_pk == R.pk, *self._index_rows(s, param, condition))
+
+    def _index_rows(
+        self, s: Any, param: str, condition: Callable[[Any], ColumnElement[bool]] | None
+    ) -> list[ColumnElement[bool]]:
+        """The program's index rows (``s``: an alias of ``fhir_search``) of the type's ``param`` meeting
+        ``condition``, after the page's cursor on a later page in pk order."""
+        where = [s.c.program_id == self.program_id, s.c.resource_type == self.resource_type, s.c.param == param]
         if condition is not None:
             where.append(condition(s.c))
-        if self.after is not None and not fenced:
+        if self.after is not None:
             where.append(s.c.resource_pk < self.after if self.descending else s.c.resource_pk > self.after)
-        if fenced:
-            return select(s.c.resource_pk).where(*where).offset(0).exists()
-        return exists().where(*where)
+        return where
 
     def candidates(self, shape: Shape, values: Iterator[Any]) -> Any:
         """A subquery of the resources (their pks, column ``resource_pk``, each once) whose index rows
@@ -275,10 +282,7 @@ class Compiler:
         _, param, condition = shape
         s = fhir_search.alias()
         pk = s.c.resource_pk
-        where = [s.c.program_id == self.program_id, s.c.resource_type == self.resource_type, s.c.param == param]
-        where.append(_row_condition(condition, values)(s.c))
-        if self.after is not None:
-            where.append(pk < self.after if self.descending else pk > self.after)
+        where = self._index_rows(s, param, _row_condition(condition, values))
         return select(pk).where(*where).distinct().order_by(pk.desc() if self.descending else pk).subquery()
 
     def sort_key(self, sort: Sort, cursor: Cursor | After | None) -> Any:
