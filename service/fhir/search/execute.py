@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, bindparam, func, literal_column, select
@@ -14,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.auth.boundary import visible
 from service.store.tables import fhir_resources, fhir_versions
 
-from .includes import found, included
+from . import combined
+from .combined import together
+from .includes import found, included, unique
 from .paging import Statements, run_page, statements
 from .query import After, Cursor, SearchQuery, SearchResult, Sort
 from .sql import MAX_CANDIDATES_TOTAL, Compiler, R, Shape, candidate, driving
@@ -178,11 +181,20 @@ async def run(
     ``planned_once``: on PostgreSQL, connections whose sessions plan a statement once
     (``Database.driver``), for the searches driven by a criterion that allows it."""
     built, parameters = prepare(program_id, query, organization, postgres=planned_once is not None)
-    page = await run_page(conn, query, built, parameters, planned_once)
+    # a page planned once reads its one include in the same statement (.combined)
+    include = together(query) if built.planned_once and planned_once is not None else None
+    if include is None:
+        page = await run_page(conn, query, built, parameters, planned_once)
+        matches = [found(row) for row in page.rows]
+        return SearchResult(
+            page.total,
+            matches,
+            await included(conn, program_id, query, matches, organization, planned_once),
+            page.next_cursor,
+        )
+    bounded, descending = organization is not None, query.sort.descending
+    parameters.update(combined.parameters(query, include))
+    beside = partial(combined.statement, keyed=built.keyed, descending=descending, include=include, bounded=bounded)
+    page = await run_page(conn, query, built, parameters, planned_once, beside)
     matches = [found(row) for row in page.rows]
-    return SearchResult(
-        page.total,
-        matches,
-        await included(conn, program_id, query, matches, organization, planned_once),
-        page.next_cursor,
-    )
+    return SearchResult(page.total, matches, unique(matches, [found(row) for row in page.beside]), page.next_cursor)

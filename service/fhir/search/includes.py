@@ -63,11 +63,12 @@ def _among(column: Any, name: str, item: Any, postgres: bool) -> ColumnElement[b
     return among
 
 
-def _of_matches(postgres: bool) -> tuple[ColumnElement[bool], ...]:
-    """On ``fhir_search``: the index rows of one parameter (``param``) of the matches (``pks``)."""
+def _of_matches(postgres: bool, matches: ColumnElement[bool] | None = None) -> tuple[ColumnElement[bool], ...]:
+    """On ``fhir_search``: the index rows of one parameter (``param``) of the matches (``pks``, or the
+    condition ``matches`` on ``fhir_search.resource_pk``)."""
     s = fhir_search.c
     return (
-        _among(s.resource_pk, "pks", BigInteger(), postgres),
+        _among(s.resource_pk, "pks", BigInteger(), postgres) if matches is None else matches,
         s.program_id == bindparam("program"),
         s.resource_type == bindparam("source_type"),
         s.param == bindparam("param"),
@@ -108,18 +109,24 @@ def typed_id(token: Any, target: str) -> tuple[ColumnElement[bool], Any]:
 def _pointed_at(target: str, bounded: bool) -> Select[Any]:
     """PostgreSQL: the resources of type ``target`` the matches' ``param`` points at, in one statement
     (the matches' tokens, their ids looked up by the type's unique key)."""
+    return select(*COLUMNS).where(*pointed_at(target, bounded)).order_by(R.pk)
+
+
+def pointed_at(target: str, bounded: bool, matches: ColumnElement[bool] | None = None) -> list[ColumnElement[bool]]:
+    """PostgreSQL, on ``fhir_resources``: of type ``target``, pointed at by the matches' ``param``
+    (``matches``: a condition on ``fhir_search.resource_pk`` standing for the ``pks`` parameter)."""
     s = fhir_search.c
     taken, the_id = typed_id(s.token, target)
-    ids = select(the_id).where(*_of_matches(True), taken)
-    return (
-        select(*COLUMNS)
-        .where(R.program_id == bindparam("program"), R.resource_type == target, R.resource_id.in_(ids))
-        .where(*_boundary(bounded, target))
-        .order_by(R.pk)
-    )
+    ids = select(the_id).where(*_of_matches(True, matches), taken)
+    return [
+        R.program_id == bindparam("program"),
+        R.resource_type == target,
+        R.resource_id.in_(ids),
+        *_boundary(bounded, target),
+    ]
 
 
-def _one_target(include: Include) -> str | None:
+def one_target(include: Include) -> str | None:
     """The one type an ``_include``'s parameter can point at by ``Type/id`` (never by canonical URL),
     if it has one: then :func:`_pointed_at` finds the targets in one statement."""
     param = SEARCH_PARAMS.get(include.source_type, {}).get(include.param)
@@ -132,20 +139,27 @@ def _one_target(include: Include) -> str | None:
 @lru_cache(maxsize=KEPT_TARGET_SHAPES)  # the source types are the served types: bounded
 def _pointing(source_type: str, bounded: bool, postgres: bool) -> Select[Any]:
     """The resources of ``source_type`` whose ``param`` points at one of ``references``."""
+    return select(*COLUMNS).where(*pointing(source_type, bounded, postgres)).order_by(R.pk)
+
+
+def pointing(source_type: str, bounded: bool, postgres: bool, references: Any = None) -> list[ColumnElement[bool]]:
+    """On ``fhir_resources``: of ``source_type``, with a ``param`` pointing at one of the ``references``
+    (the parameter, or a subquery of them)."""
     t = fhir_search.alias()
-    pointing = exists().where(
+    among = _among(t.c.token, "references", String(), postgres) if references is None else t.c.token.in_(references)
+    points = exists().where(
         t.c.resource_pk == R.pk,
         t.c.program_id == bindparam("program"),
         t.c.resource_type == bindparam("source_type"),
         t.c.param == bindparam("param"),
-        _among(t.c.token, "references", String(), postgres),
+        among,
     )
-    return (
-        select(*COLUMNS)
-        .where(R.program_id == bindparam("program"), R.resource_type == bindparam("source_type"), pointing)
-        .where(*_boundary(bounded, source_type))
-        .order_by(R.pk)
-    )
+    return [
+        R.program_id == bindparam("program"),
+        R.resource_type == bindparam("source_type"),
+        points,
+        *_boundary(bounded, source_type),
+    ]
 
 
 def _canonicals(matches: list[Found]) -> list[str]:
@@ -207,12 +221,11 @@ async def included(
         common.update(organization=organization, today=datetime.now(UTC).date())
     bounded = organization is not None
     postgres = getattr(getattr(conn, "dialect", None), "name", None) == "postgresql"
-    seen = {(m.resource_type, m.resource_id) for m in matches}
     results: list[Found] = []
     pks = [m.pk for m in matches]
     for include in query.includes:
         asked = {**common, "pks": pks, "source_type": include.source_type, "param": include.param}
-        target = _one_target(include) if postgres else None
+        target = one_target(include) if postgres else None
         if target is not None:
             rows = await fetch_all(conn, _pointed_at(target, bounded), asked, True, planned_once)
             results += [found(row) for row in rows]
@@ -240,9 +253,15 @@ async def included(
         parameters = {**common, "source_type": include.source_type, "param": include.param, "references": references}
         pointing = _pointing(include.source_type, bounded, postgres)
         results += [found(row) for row in await fetch_all(conn, pointing, parameters, True, planned_once)]
-    unique: list[Found] = []
+    return unique(matches, results)
+
+
+def unique(matches: list[Found], results: list[Found]) -> list[Found]:
+    """The included resources each once, none of them a match, in their order."""
+    seen = {(m.resource_type, m.resource_id) for m in matches}
+    kept: list[Found] = []
     for item in results:
         if (item.resource_type, item.resource_id) not in seen:
             seen.add((item.resource_type, item.resource_id))
-            unique.append(item)
-    return unique
+            kept.append(item)
+    return kept

@@ -3,8 +3,8 @@ the matches keyset-paged on the sort key and pk, their total, and the next curso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select
@@ -48,6 +48,8 @@ class Page:
     total: int | None
     rows: list[Any]
     next_cursor: str | None
+    beside: list[Any] = field(default_factory=list)
+    """The rows a page's statement read beside the page's own (``run_page``'s ``beside``)."""
 
 
 @dataclass
@@ -127,11 +129,27 @@ async def page(conn: AsyncConnection, source: Source, query: SearchQuery) -> Pag
 
 
 async def run_page(
-    conn: AsyncConnection, query: SearchQuery, built: Statements, parameters: dict[str, Any], planned_once: Any = None
+    conn: AsyncConnection,
+    query: SearchQuery,
+    built: Statements,
+    parameters: dict[str, Any],
+    planned_once: Any = None,
+    beside: Callable[[Any], Any] | None = None,
 ) -> Page:
     """The page of ``query`` by its statements (``parameters``: the values of their bind parameters;
-    ``planned_once``: see :func:`service.store.kept.fetch_all`, for statements built ``planned_once``)."""
+    ``planned_once``: see :func:`service.store.kept.fetch_all`, for statements built ``planned_once``).
+    ``beside``: makes a page's statement read other rows beside the page's (a ``part`` column: 0 the
+    page's rows, any other value the others, returned as ``Page.beside``; service.fhir.search.combined)."""
     once = planned_once if built.planned_once else None
+    others: list[Any] = []
+
+    async def fetch(statement: Any) -> list[Any]:
+        if beside is None:
+            return await fetch_all(conn, statement, parameters, built.kept, once)
+        rows = await fetch_all(conn, beside(statement), parameters, built.kept, once)
+        others.extend(row for row in rows if row.part != 0)
+        return [row for row in rows if row.part == 0]
+
     total = None
     cursor = query.cursor
     # A first page that holds every match is its own total (no count at all); a first page with more
@@ -147,10 +165,10 @@ async def run_page(
     if query.summary_count or query.count == 0:
         return Page(total, [], None)
     if counted_with_page and built.overflowed and built.counted is not None:
-        rows = await fetch_all(conn, built.counted, parameters, built.kept, once)
+        rows = await fetch(built.counted)
         total = rows[0].total if rows else 0
     else:
-        rows = await fetch_all(conn, built.rows, parameters, built.kept, once)
+        rows = await fetch(built.rows)
         if counted_with_page:
             total = len(rows) if len(rows) <= query.count else await _count(conn, built, parameters, once)
     if counted_with_page:
@@ -168,7 +186,7 @@ async def run_page(
                 total,
             )
         )
-    return Page(total, rows, next_cursor)
+    return Page(total, rows, next_cursor, others)
 
 
 async def _count(conn: AsyncConnection, built: Statements, parameters: dict[str, Any], once: Any) -> int:
