@@ -25,10 +25,11 @@ from sqlalchemy import BigInteger, Integer, bindparam, func, literal_column, nul
 from service.store.tables import fhir_search
 
 from .includes import CANONICAL_TYPES, COLUMNS, KEPT_TARGET_SHAPES, one_target, pointed_at, pointing
+from .paging import PAGE_PART
 from .query import SearchQuery
 from .sql import R
 
-MATCH, INCLUDED = 0, 1
+MATCH, INCLUDED = PAGE_PART, 1
 """The ``part`` of a combined statement's rows."""
 
 

@@ -43,6 +43,10 @@ class Source(Protocol):
         """A scalar subquery: the point in time paging starts at, carried in the cursor."""
 
 
+PAGE_PART = 0
+"""With ``run_page``'s ``beside``: the ``part`` of the page's own rows."""
+
+
 @dataclass(frozen=True)
 class Page:
     total: int | None
@@ -138,8 +142,9 @@ async def run_page(
 ) -> Page:
     """The page of ``query`` by its statements (``parameters``: the values of their bind parameters;
     ``planned_once``: see :func:`service.store.kept.fetch_all`, for statements built ``planned_once``).
-    ``beside``: makes a page's statement read other rows beside the page's (a ``part`` column: 0 the
-    page's rows, any other value the others, returned as ``Page.beside``; service.fhir.search.combined)."""
+    ``beside``: makes a page's statement read other rows beside the page's (a ``part`` column:
+    :data:`PAGE_PART` the page's rows, any other value the others, returned as ``Page.beside``;
+    service.fhir.search.combined)."""
     once = planned_once if built.planned_once else None
     others: list[Any] = []
 
@@ -147,8 +152,8 @@ async def run_page(
         if beside is None:
             return await fetch_all(conn, statement, parameters, built.kept, once)
         rows = await fetch_all(conn, beside(statement), parameters, built.kept, once)
-        others.extend(row for row in rows if row.part != 0)
-        return [row for row in rows if row.part == 0]
+        others.extend(row for row in rows if row.part != PAGE_PART)
+        return [row for row in rows if row.part == PAGE_PART]
 
     total = None
     cursor = query.cursor
