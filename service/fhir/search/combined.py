@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Integer, bindparam, func, literal_column, null, select, union_all
+from sqlalchemy import Integer, bindparam, func, literal_column, null, select, union_all
 
 from service.store.tables import fhir_search
 
@@ -88,7 +88,7 @@ def statement(page_statement: Any, keyed: bool, descending: bool, include: Toget
     )
     included = select(
         literal_column(str(INCLUDED), Integer()),
-        R.pk.cast(BigInteger()),
+        R.pk,
         *COLUMNS,
         *(null() for _ in extra),
     ).where(*conditions)

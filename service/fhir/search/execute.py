@@ -183,18 +183,15 @@ async def run(
     built, parameters = prepare(program_id, query, organization, postgres=planned_once is not None)
     # a page planned once reads its one include in the same statement (.combined)
     include = together(query) if built.planned_once and planned_once is not None else None
-    if include is None:
-        page = await run_page(conn, query, built, parameters, planned_once)
-        matches = [found(row) for row in page.rows]
-        return SearchResult(
-            page.total,
-            matches,
-            await included(conn, program_id, query, matches, organization, planned_once),
-            page.next_cursor,
-        )
-    bounded, descending = organization is not None, query.sort.descending
-    parameters.update(combined.parameters(query, include))
-    beside = partial(combined.statement, keyed=built.keyed, descending=descending, include=include, bounded=bounded)
+    beside = None
+    if include is not None:
+        parameters.update(combined.parameters(query, include))
+        bounded, descending = organization is not None, query.sort.descending
+        beside = partial(combined.statement, keyed=built.keyed, descending=descending, include=include, bounded=bounded)
     page = await run_page(conn, query, built, parameters, planned_once, beside)
     matches = [found(row) for row in page.rows]
-    return SearchResult(page.total, matches, unique(matches, [found(row) for row in page.beside]), page.next_cursor)
+    if include is not None:
+        others = unique(matches, [found(row) for row in page.beside])
+    else:
+        others = await included(conn, program_id, query, matches, organization, planned_once)
+    return SearchResult(page.total, matches, others, page.next_cursor)
