@@ -117,23 +117,21 @@ class Provider:
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Running:
-    """The provider served by uvicorn in a thread (its own event loop) until stopped."""
+    """The provider served by uvicorn in a thread (its own event loop) until stopped.
+
+    The listening socket is bound here and handed to uvicorn, so no other process can take the port
+    between choosing it and serving on it."""
 
     def __init__(self, provider: Provider) -> None:
-        port = free_port()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        port: int = self.sock.getsockname()[1]
         provider.issuer = f"http://127.0.0.1:{port}"
         self.provider = provider
-        config = uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(provider.app(), log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> Provider:
         self.thread.start()
@@ -147,3 +145,4 @@ class Running:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.sock.close()

@@ -37,6 +37,9 @@ def settings(database: Database, keys_dir: Path, idp: Provider) -> Settings:
         console_oidc_issuer=idp.issuer,
         console_oidc_client_id=CLIENT_ID,
         console_oidc_client_secret=CLIENT_SECRET,
+        # The provider runs in a thread of this (busy, parallel) test process: the 5 s default
+        # measured a loaded CI worker's GIL, not the console (seen once at 5.48 s).
+        http_timeout_seconds=30,
     )
 
 
