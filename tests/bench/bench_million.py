@@ -154,12 +154,16 @@ def token_for(env: dict[str, str], key: Path) -> str:
     return str(body["access_token"])
 
 
-def measure(env: dict[str, str], key: Path, report: LoadReport, seconds: float, workdir: Path) -> list[SearchResult]:
+def measure(
+    env: dict[str, str], key: Path, report: LoadReport, seconds: float, workdir: Path, only: str = ""
+) -> list[SearchResult]:
     port = int(env["PEERLINK_PORT"])
     results = []
     with process([PEERLINK, "serve"], env, workdir / "gateway.log", f"http://127.0.0.1:{port}/readyz"):
         token = token_for(env, key)
         for name, paths in searches(report.patients, random.Random(21)).items():
+            if only not in name:
+                continue
             run_clients(port, token, paths[:50], 2.0, workdir)  # warm-up
             result = summarize(name, run_clients(port, token, paths, seconds, workdir), seconds)
             results.append(result)
@@ -171,7 +175,7 @@ def measure(env: dict[str, str], key: Path, report: LoadReport, seconds: float, 
     return results
 
 
-def again(url: str, seconds: float) -> dict[str, float]:
+def again(url: str, seconds: float, only: str = "") -> dict[str, float]:
     """The searches again on a loaded database: a new key for the EHR client, the participants read back."""
     with tempfile.TemporaryDirectory(prefix="peerlink-bench-million-") as tmp:
         env = gateway_env(url, Path(tmp))
@@ -180,7 +184,7 @@ def again(url: str, seconds: float) -> dict[str, float]:
         report.participants = len(report.patients)
         print(f"Million bench again: {report.participants:,} participants; load average {os.getloadavg()}")
         print(f"{'search':<44}{'requests':>9}{'/s':>8}{'p50':>9}{'p99':>9}{'errors':>8}{'empty':>7}   p99 < 50 ms")
-        results = measure(env, key, report, seconds, Path(tmp))
+        results = measure(env, key, report, seconds, Path(tmp), only)
     print(f"load average after: {os.getloadavg()}")
     return {f"{result.name} p99": result.p99 for result in results}
 
@@ -191,9 +195,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the database (for EXPLAIN); prints its URL")
     parser.add_argument("--database", help="measure again on a database a --keep run left (no load)")
+    parser.add_argument("--only", default="", help="with --database: only the searches whose name contains this")
     args = parser.parse_args(argv)
     if args.database:
-        return again(args.database, args.seconds)
+        return again(args.database, args.seconds, args.only)
     server = postgres_server_url()
     if server is None:
         print("Million bench: skipped (set PEERLINK_BENCH_DATABASE_URL or PEERLINK_TEST_DATABASE_URL to PostgreSQL)")
