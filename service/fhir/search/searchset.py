@@ -14,6 +14,10 @@ from service.fhir.bundle import splice
 from .cursor import encode_cursor
 from .query import SearchQuery, SearchResult
 
+MATCH: dict[str, Any] = {"search": {"mode": "match"}}
+INCLUDE: dict[str, Any] = {"search": {"mode": "include"}}
+"""An entry's search fields, one dict for every entry of the mode (spliced once per Bundle)."""
+
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
     "code": "SUBSETTED",
@@ -60,9 +64,9 @@ def bundle(query: SearchQuery, result: SearchResult, base: str) -> bytes:
     entries: list[tuple[str, bytes, dict[str, Any]]] = []
     for match in result.matches:
         body = subset(match.body, query.elements) if query.elements is not None else match.body
-        entries.append((f"{base}/{match.resource_type}/{match.resource_id}", body, {"search": {"mode": "match"}}))
+        entries.append((f"{base}/{match.resource_type}/{match.resource_id}", body, MATCH))
     for item in result.included:
-        entries.append((f"{base}/{item.resource_type}/{item.resource_id}", item.body, {"search": {"mode": "include"}}))
+        entries.append((f"{base}/{item.resource_type}/{item.resource_id}", item.body, INCLUDE))
     if query.ignored:
         entries.append((f"urn:uuid:{uuid.uuid4()}", _outcome(query.ignored), {"search": {"mode": "outcome"}}))
     if not entries:  # FHIR arrays are never empty: no "entry" at all
