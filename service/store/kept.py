@@ -33,7 +33,7 @@ class Compiled:
     out: tuple[tuple[int, Any], ...]
     """(column position, the type's conversion of a value on its way out)."""
     row: Any
-    """Makes a row of the values (:func:`_row_class`)."""
+    """Makes a row of the values (:func:`_maker`)."""
 
 
 class Row:
@@ -57,8 +57,8 @@ class Row:
 def _row_class(names: tuple[str, ...]) -> Any:
     """A named tuple of the statement's columns, when their names can be its fields: reading a field
     is a C-level descriptor (~45 ns) where ``Row.__getattr__`` runs only after the normal lookup has
-    failed with an AttributeError (~740 ns, profiled: several a row, a fifth of a paged page's
-    Python). None when a name is not an identifier, is a keyword, starts with "_" or repeats."""
+    failed with an AttributeError (~740 ns; a search reads several fields a row). None when a name is
+    not an identifier, is a keyword, starts with "_" or repeats."""
     usable = all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_") for n in names)
     if not usable or len(set(names)) != len(names):
         return None
@@ -66,6 +66,8 @@ def _row_class(names: tuple[str, ...]) -> Any:
 
 
 def _maker(columns: dict[str, int]) -> Any:
+    """Makes a row of a statement's values: a named tuple (:func:`_row_class`) when every column has
+    its own usable name, else a :class:`Row`."""
     names = tuple(sorted(columns, key=columns.__getitem__))
     fields = _row_class(names) if list(columns.values()) == list(range(len(names))) else None
     if fields is None:
