@@ -80,12 +80,16 @@ def _head(body: bytes) -> tuple[dict[str, Any], bool]:
     return orjson.loads(body[:at] + b"}"), body[at + len(ENTRIES) : at + len(ENTRIES) + 1] == b"]"
 
 
-def next_link(body: bytes) -> str | None:
-    for link in _head(body)[0].get("link") or []:
+def _next(head: dict[str, Any]) -> str | None:
+    for link in head.get("link") or []:
         if link.get("relation") == "next":
             parts = urlsplit(link["url"])
             return f"{parts.path}?{parts.query}" if parts.query else str(parts.path)
     return None
+
+
+def next_link(body: bytes) -> str | None:
+    return _next(_head(body)[0])
 
 
 def no_entries(body: bytes) -> bool:
@@ -117,10 +121,11 @@ async def run(port: int, token: str, connections: int, seconds: float, paths: li
                     statuses[status] += 1
                     if status != 200:
                         break
-                    if first and no_entries(body):
+                    head, nothing = _head(body)  # parsed once a response
+                    if first and nothing:
                         empty += 1
                     first = False
-                    path = next_link(body) if paged else None
+                    path = _next(head) if paged else None
                     pages += paged
         finally:
             await http.close()

@@ -29,8 +29,8 @@ from .paging import PAGE_PART
 from .query import SearchQuery
 from .sql import R
 
-MATCH, INCLUDED = PAGE_PART, 1
-"""The ``part`` of a combined statement's rows."""
+INCLUDED = 1
+"""The ``part`` of a combined statement's included rows (the page's own: ``paging.PAGE_PART``)."""
 
 
 class Together(NamedTuple):
@@ -81,7 +81,7 @@ def statement(page_statement: Any, keyed: bool, descending: bool, include: Toget
         conditions = pointed_at(include.target, bounded, fhir_search.c.resource_pk.in_(returned))
     extra = [column.key for column in page.c if column.key not in {c.key for c in COLUMNS}]
     matches = select(
-        literal_column(str(MATCH), Integer()).label("part"),
+        literal_column(str(PAGE_PART), Integer()).label("part"),
         func.row_number().over(order_by=order).label("n"),
         *(page.c[c.key] for c in COLUMNS),
         *(page.c[key] for key in extra),
