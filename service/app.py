@@ -23,7 +23,7 @@ from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.peer.router import peer_router
 from service.auth import runtime as security
 from service.bulk.runner import ExportRunner
-from service.console import install as install_console
+from service.console.mount import install as install_console
 from service.domain.billing import load_payers
 from service.domain.instruments import load_registry
 from service.domain.matching.config import load_config as load_matching

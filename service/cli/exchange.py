@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from service.cli.common import fail, find_program_id, with_database
-from service.records.outbox_rows import PUSH_KINDS
+from service.records.push_kinds import PUSH_KINDS
 from service.settings import get_settings
 
 ehr_app = typer.Typer(help="Connections to hospital EHRs.", no_args_is_help=True)

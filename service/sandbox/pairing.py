@@ -18,13 +18,9 @@ from pathlib import Path
 import httpx
 from joserfc.jwk import RSAKey
 
-from service.auth import clients
 from service.auth.backend_client import load_private_key, public_jwks
 from service.auth.keys import write_private
-from service.exchange import connections
-from service.records.programs import get_by_code
 from service.settings import Settings
-from service.store import Database
 
 from .config import ADMIN_HEADER, ADMIN_SECRET_FILE
 from .seed import ORGANIZATION_SYSTEM, PEER_PROGRAM_ORG_ID
@@ -74,6 +70,13 @@ async def pair(settings: Settings, sandbox_root: str, secret: str, fhir_base: st
         )
         if response.status_code not in (200, 201, 409):
             response.raise_for_status()
+    # the record layer is loaded here, not with the module: `peerlink` imports this module (through the
+    # sandbox's scenario commands) for every command it runs
+    from service.auth import clients
+    from service.exchange import connections
+    from service.records.programs import get_by_code
+    from service.store import Database
+
     database = Database(settings.database_url)
     now = datetime.now(UTC)
     try:

@@ -21,9 +21,10 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .store import Store
+if TYPE_CHECKING:
+    from .store import Store
 
 SEED_INSTANT = datetime(2025, 1, 1, tzinfo=UTC)
 HOSPITAL_MRN_SYSTEM = "https://sandbox-hospital.example.org/fhir/sid/mrn"

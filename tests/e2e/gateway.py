@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +30,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PER_GATEWAY = ("PEERLINK_DATABASE_URL", "PEERLINK_LOG_LEVEL", "PEERLINK_HOST", "PEERLINK_PORT", "PEERLINK_KEYS_DIR")
+"""The settings each gateway has of its own; the others (the program, the instruments) shape what
+`peerlink seed` writes, and key the seeded copies below."""
+_seeded: dict[tuple[tuple[str, str], ...], Path] = {}
+"""Folders of `peerlink migrate` + `peerlink seed` output (the SQLite file and the keys folder with the
+demo client's key), one per set of other settings, made once per test process: seeding costs seconds
+of CPU, copying milliseconds."""
+
+
 def seeded_env(workdir: Path, log_level: str = "WARNING") -> dict[str, str]:
-    """Environment of a gateway on a fresh SQLite file in ``workdir``, migrated and seeded."""
+    """Environment of a gateway on a fresh SQLite file in ``workdir``, migrated and seeded (a copy of
+    what the real commands wrote once for these settings in this process; the gateway's own signing
+    keys are made by `peerlink serve`, in its own keys folder)."""
     env = {
         **os.environ,
         "PEERLINK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/peerlink.db",
@@ -37,8 +51,24 @@ def seeded_env(workdir: Path, log_level: str = "WARNING") -> dict[str, str]:
         "PEERLINK_PORT": str(free_port()),
         "PEERLINK_KEYS_DIR": str(workdir / "keys"),
     }
-    for step in ("migrate", "seed"):
-        subprocess.run([PEERLINK, step], env=env, check=True, capture_output=True, timeout=120)
+    key = tuple(sorted((k, v) for k, v in env.items() if k.startswith("PEERLINK_") and k not in PER_GATEWAY))
+    seeded = _seeded.get(key)
+    if seeded is None:
+        seeded = Path(tempfile.mkdtemp(prefix="peerlink-seeded-"))
+        atexit.register(shutil.rmtree, seeded, ignore_errors=True)
+        seeding = {
+            **env,
+            "PEERLINK_DATABASE_URL": f"sqlite+aiosqlite:///{seeded}/peerlink.db",
+            "PEERLINK_KEYS_DIR": str(seeded / "keys"),
+        }
+        for step in ("migrate", "seed"):
+            subprocess.run([PEERLINK, step], env=seeding, check=True, capture_output=True, timeout=120)
+        _seeded[key] = seeded
+    for name in os.listdir(seeded):  # the database (with any journal) and the keys folder
+        if (seeded / name).is_dir():
+            shutil.copytree(seeded / name, workdir / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(seeded / name, workdir / name)
     return env
 
 

@@ -73,7 +73,12 @@ def test_handshake_heartbeat_event_restart_and_events(tmp_path: Path) -> None:
                 (handshake,) = receiver.wait_for("handshake")
                 assert parameter(handshake, "subscription")["reference"] == f"{base}/fhir/Subscription/{sid}"
                 assert receiver.headers[0]["Authorization"] == "Bearer subscriber-secret"
-                assert http.get(f"/fhir/Subscription/{sid}").json()["status"] == "active"
+                # the receiver has answered the handshake; the gateway records the answer just after
+                deadline = time.monotonic() + 30
+                while (status := http.get(f"/fhir/Subscription/{sid}").json()["status"]) == "requested":
+                    assert time.monotonic() < deadline, "the handshake's answer was never recorded"
+                    time.sleep(0.1)
+                assert status == "active"
                 beat = receiver.wait_for("heartbeat")[0]
                 assert parameter(beat, "events-since-subscription-start") == "0"
 
