@@ -20,7 +20,7 @@ from service.fhir.render import fhir_resources
 from service.fhir.search_params import SEARCH_PARAMS, index_values
 from service.records.programs import get_by_code
 from service.store import Database
-from tests.bench.bench_million import build, run_clients, searches, token_for
+from tests.bench.bench_million import CLIENTS, build, run_clients, searches, token_for
 from tests.bench.million_data import dsn
 from tests.bench.million_setup import MRN_SYSTEM, SESSIONS
 from tests.conftest import PG_URL
@@ -137,5 +137,6 @@ def test_copies_are_what_the_projection_writes_and_the_gateway_serves_them(tmp_p
                 result = run_clients(int(env["PEERLINK_PORT"]), token, paths, 1.0, tmp_path)
                 assert result["latencies"]
                 assert set(result["statuses"]) == {"200"}, result["statuses"]
+                assert 0 < result["cpu_seconds"] < 2 * 1.0 * CLIENTS  # the generator's own CPU, as reported
     finally:
         asyncio.run(drop_database(url))
