@@ -94,14 +94,15 @@ def run_clients(port: int, token: str, paths: list[str], seconds: float, workdir
         file = workdir / f"paths-{n}.json"
         file.write_bytes(orjson.dumps(mine))
         command = [sys.executable, "-m", "tests.bench.million_client", str(port), token]
-        command += [str(CONNECTIONS // CLIENTS), str(seconds), str(file)]
-        children.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE))
+        out = workdir / f"result-{n}.json"
+        out.unlink(missing_ok=True)
+        command += [str(CONNECTIONS // CLIENTS), str(seconds), str(file), str(out)]
+        children.append((subprocess.Popen(command, cwd=ROOT), out))
     merged: dict[str, Any] = {"latencies": [], "statuses": {}, "empty": 0, "pages": 0, "cpu_seconds": 0.0}
-    for child in children:
-        out, _ = child.communicate(timeout=seconds + 120)
-        if child.returncode != 0:
+    for child, out in children:
+        if child.wait(timeout=seconds + 120) != 0:
             raise RuntimeError(f"load process exited with {child.returncode}")
-        result = orjson.loads(out)
+        result = orjson.loads(out.read_bytes())
         merged["latencies"] += result["latencies"]
         merged["empty"] += result["empty"]
         merged["pages"] += result["pages"]
