@@ -1,5 +1,5 @@
 """`peerlink` starts without the record layer, the FHIR models or the web stack: a command loads them
-when it runs (measured: `peerlink users list` 2.4 -> 1.2 s). A module-level import that pulls them back
+when it runs (measured: `peerlink users list` 2.2 -> 1.1 s). A module-level import that pulls them back
 in shows here, by name."""
 
 from __future__ import annotations
