@@ -16,7 +16,7 @@ from service.auth.backend_client import PrivateKey, load_private_key
 from service.auth.boundary import normalize_organization
 from service.auth.scopes import valid_registration
 from service.domain.errors import BadRequest, Conflict, NotFound, RuleViolation
-from service.records.outbox_rows import PUSH_KINDS as PUSH_KINDS
+from service.records.push_kinds import PUSH_KINDS as PUSH_KINDS
 from service.store.tables import ehr_connections
 
 from .needed_scopes import default_scopes, missing, needed

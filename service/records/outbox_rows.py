@@ -18,7 +18,7 @@ from service.auth import boundary
 from service.domain import Program, Referral, ReferralStatus
 from service.domain.note import NoteStatus
 from service.fhir.render import all_records
-from service.records.push_kinds import PUSH_KINDS as PUSH_KINDS
+from service.records.push_kinds import PUSH_KINDS
 from service.store import RecordRepository
 from service.store import kinds as k
 from service.store.tables import ehr_connections, ehr_referrals, outbox

@@ -27,7 +27,7 @@ def test_referral_status_reads_and_updates_the_task_and_polling_reads() -> None:
 
 
 def test_every_push_kind_is_known() -> None:
-    from service.records.outbox_rows import PUSH_KINDS
+    from service.records.push_kinds import PUSH_KINDS
 
     assert set(PUSHED) == set(PUSH_KINDS)
     with pytest.raises(KeyError):
